@@ -1,0 +1,1 @@
+"""Generation modes: the interface in base.py, one adapter module per mode."""

@@ -1,0 +1,97 @@
+"""The vocabulary of MelodyMaker: genres, instruments, tempo and length presets, modes, formats.
+
+One place for each of these facts; everything else imports them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLE_RATE = 22050
+"""Every engine, the library and the store work at this rate (GTZAN's)."""
+
+GENRES = ("blues", "classical", "country", "disco", "hiphop",
+          "jazz", "metal", "pop", "reggae", "rock")
+
+GENRE_LABELS = {"blues": "Blues", "classical": "Classical", "country": "Country",
+                "disco": "Disco", "hiphop": "HipHop", "jazz": "Jazz", "metal": "Metal",
+                "pop": "Pop", "reggae": "Reggae", "rock": "Rock"}
+"""Display names, exactly as the original MelodyMaker page sent them."""
+
+ROLES = ("drums", "bass", "harmony", "lead")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One entry of the instrument catalogue."""
+    name: str          # the id a request uses, e.g. "electric guitar"
+    label: str         # what the page shows
+    program: int       # General MIDI program, 0-127 (ignored for drums)
+    role: str          # one of ROLES
+    low: int = 0       # playable MIDI note range, inclusive
+    high: int = 127
+    is_drum: bool = False
+
+
+INSTRUMENTS = {i.name: i for i in (
+    Instrument("piano", "Piano", 0, "harmony", 21, 108),
+    Instrument("electric piano", "Electric Piano", 4, "harmony", 28, 103),
+    Instrument("organ", "Organ", 16, "harmony", 36, 96),
+    Instrument("guitar", "Guitar", 25, "harmony", 40, 84),
+    Instrument("electric guitar", "Electric Guitar", 27, "harmony", 40, 86),
+    Instrument("distorted guitar", "Distorted Guitar", 30, "harmony", 40, 86),
+    Instrument("strings", "Strings", 48, "harmony", 28, 96),
+    Instrument("synth pad", "Synth Pad", 89, "harmony", 36, 96),
+    Instrument("bass", "Bass", 33, "bass", 28, 60),
+    Instrument("upright bass", "Upright Bass", 32, "bass", 28, 60),
+    Instrument("synth bass", "Synth Bass", 38, "bass", 28, 60),
+    Instrument("drums", "Drums", 0, "drums", 35, 81, is_drum=True),
+    Instrument("saxophone", "Saxophone", 65, "lead", 49, 81),
+    Instrument("trumpet", "Trumpet", 56, "lead", 54, 84),
+    Instrument("flute", "Flute", 73, "lead", 60, 96),
+    Instrument("violin", "Violin", 40, "lead", 55, 100),
+    Instrument("clarinet", "Clarinet", 71, "lead", 50, 91),
+    Instrument("synth", "Synth Lead", 81, "lead", 48, 96),
+)}
+
+ORIGINAL_INSTRUMENTS = ("Piano", "Guitar", "Strings", "Drums", "Saxophone", "Trumpet")
+"""The single-choice instrument strings of the original page."""
+
+
+@dataclass(frozen=True)
+class TempoPreset:
+    label: str
+    low: int
+    high: int
+
+
+TEMPO_PRESETS = (
+    TempoPreset("Slow (60-80 BPM)", 60, 80),
+    TempoPreset("Medium (90-120 BPM)", 90, 120),
+    TempoPreset("Fast (130-160 BPM)", 130, 160),
+    TempoPreset("Very Fast (170+ BPM)", 170, 200),
+)
+TEMPO_MIN, TEMPO_MAX = 40, 240
+
+LENGTH_PRESETS = {
+    "Short (15 seconds)": 15,
+    "Demo (30 seconds)": 30,
+    "Long (1 minute)": 60,
+    "Full (3 minutes)": 180,
+}
+LENGTH_MIN, LENGTH_MAX = 1, 300
+LENGTH_DEFAULT = 30
+
+MODES = ("dataset", "rave", "compose", "ddim", "melgan")
+MODE_NUMBERS = {0: "dataset", 1: "rave", 2: "compose", 3: "ddim", 4: "melgan"}
+"""The original page's generate_mode numbers (2 was its "API" slot), extended."""
+DEFAULT_MODE = "dataset"
+
+FORMATS = ("wav", "mp3", "midi")
+FORMAT_ALIASES = {"wav": "wav", "wave": "wav", "mp3": "mp3", "midi": "midi", "mid": "midi"}
+MIME_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "midi": "audio/midi"}
+EXTENSIONS = {"wav": "wav", "mp3": "mp3", "midi": "mid"}
+
+AUDIO_EXTENSIONS = (".au", ".wav", ".mp3", ".flac", ".ogg")
+"""What the library indexes (matched case-insensitively)."""
+
+SEED_MAX = 2**31 - 1

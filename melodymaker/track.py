@@ -1,0 +1,26 @@
+"""Track: what every engine returns and the post stage, the store and the encoders consume."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Track:
+    """Generated audio plus what we know about it.
+
+    audio: float32 mono samples, shape (n,), range [-1, 1].
+    sr: sample rate in Hz.
+    midi: a pretty_midi.PrettyMIDI score when the engine wrote one (compose), else None.
+    meta: JSON-serialisable facts (engine, seed, clips used, timings, measured tempo, ...).
+    """
+    audio: np.ndarray
+    sr: int
+    midi: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sr
