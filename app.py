@@ -1,0 +1,195 @@
+"""MelodyMaker's web app: routes and HTTP concerns only. `python app.py` serves on 127.0.0.1:8090."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import webbrowser
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, request, send_file, send_from_directory
+from werkzeug.exceptions import HTTPException
+
+from melodymaker import options as opt
+from melodymaker.errors import Busy, InvalidRequest, MelodyMakerError, NotFound
+from melodymaker.openapi import spec
+from melodymaker.request import GenerationRequest
+from melodymaker.service import Service
+from melodymaker.settings import ROOT, Settings
+
+STATIC_FILES = ("index.html", "script.js", "styles.css")
+log = logging.getLogger("melodymaker")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    service = Service(settings or Settings.from_env())
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_upload_bytes
+    app.extensions["melodymaker"] = service
+
+    # -- the page ---------------------------------------------------------------------------
+    @app.get("/")
+    @app.get("/<any(index.html, script.js, styles.css):name>")
+    def page(name: str = "index.html"):
+        return send_from_directory(ROOT, name, max_age=0)
+
+    @app.get("/assets/<path:name>")
+    def assets(name: str):
+        return send_from_directory(ROOT / "assets", name)
+
+    # -- generation ---------------------------------------------------------------------------
+    @app.post("/generate")
+    def generate():
+        req = GenerationRequest.parse(_body())
+        job = service.submit(req)
+        service.jobs.wait(job)
+        if job.status != "done":
+            raise _job_error(job)
+        meta = service.store.meta(job.id)
+        path = service.store.file(job.id, req.format)
+        name = f"melodymaker-{req.genre}-{req.mode}-{req.seed}.{opt.EXTENSIONS[req.format]}"
+        response = send_file(path, mimetype=opt.MIME_TYPES[req.format], as_attachment=True,
+                             download_name=name, max_age=0)
+        response.headers.update(_track_headers(meta))
+        return response
+
+    @app.post("/api/tracks")
+    def start_track():
+        job = service.submit(GenerationRequest.parse(_body()))
+        body = {**job.public(), "url": f"/api/tracks/{job.id}"}
+        return jsonify(body), 202, {"Location": f"/api/tracks/{job.id}"}
+
+    @app.get("/api/tracks")
+    def list_tracks():
+        limit = _int_arg("limit", 50, 1, 500)
+        return jsonify({"tracks": service.store.list(limit)})
+
+    @app.get("/api/tracks/<track_id>")
+    def track_status(track_id: str):
+        return jsonify(service.track_status(track_id))
+
+    @app.post("/api/tracks/<track_id>/cancel")
+    def cancel_track(track_id: str):
+        return jsonify(service.jobs.cancel(track_id).public())
+
+    @app.get("/api/tracks/<track_id>/audio.<ext>")
+    def track_audio(track_id: str, ext: str):
+        fmt = opt.FORMAT_ALIASES.get(ext)
+        if fmt is None:
+            raise NotFound(f"no format {ext!r}; one of: wav, mp3, mid", field="format")
+        meta = service.store.meta(track_id)
+        name = f"melodymaker-{meta['genre']}-{meta['mode']}-{meta['seed']}.{opt.EXTENSIONS[fmt]}"
+        download = request.args.get("download") in ("1", "true")
+        return send_file(service.store.file(track_id, fmt), mimetype=opt.MIME_TYPES[fmt],
+                         as_attachment=download, download_name=name, max_age=3600)
+
+    # -- library, options, health ---------------------------------------------------------------
+    @app.get("/api/library")
+    def library():
+        genre = request.args.get("genre")
+        if genre is not None and genre.lower() not in opt.GENRES:
+            raise InvalidRequest(f"unknown genre {genre!r}; one of: {', '.join(opt.GENRES)}", field="genre")
+        clips = service.library.genre_clips(genre) if genre else service.library.all_clips()
+        return jsonify({"count": len(clips), "per_genre": service.library.counts(),
+                        "clips": [c.public() for c in clips]})
+
+    @app.get("/api/library/<genre>/<name>")
+    def library_clip(genre: str, name: str):
+        clip = service.library.find(genre, name)
+        data = service.library_wav(clip)
+        return Response(data, mimetype="audio/wav", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/options")
+    def options():
+        return jsonify(service.options())
+
+    @app.get("/api/health")
+    def health():
+        return jsonify(service.health())
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(spec())
+
+    # -- errors: JSON everywhere ------------------------------------------------------------------
+    @app.errorhandler(MelodyMakerError)
+    def user_error(e: MelodyMakerError):
+        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, Busy) else {}
+        return jsonify({"status": "error", "message": e.message, "field": e.field}), e.status, headers
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        return jsonify({"status": "error", "message": e.description, "field": None}), e.code
+
+    @app.errorhandler(Exception)
+    def server_error(e: Exception):
+        log.exception("unhandled error")
+        return jsonify({"status": "error", "message": f"internal error: {type(e).__name__}",
+                        "field": None}), 500
+
+    return app
+
+
+def _body() -> dict:
+    """JSON object, or form fields (the original page could post either)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise InvalidRequest("the body is not a JSON object", field="body")
+        return data
+    if request.form:
+        return request.form.to_dict()
+    data = request.get_json(force=True, silent=True)
+    if isinstance(data, dict):
+        return data
+    raise InvalidRequest("send a JSON object (Content-Type: application/json)", field="body")
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}", field=name) from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}", field=name)
+    return value
+
+
+def _job_error(job) -> MelodyMakerError:
+    err = job.error or {"message": f"generation {job.status}", "field": None, "status": 500}
+    e = MelodyMakerError(err["message"], field=err.get("field"))
+    e.status = err.get("status", 500)
+    return e
+
+
+def _track_headers(meta: dict) -> dict:
+    values = {"X-Track-Id": meta["id"], "X-Genre": meta["genre"], "X-Mode": meta["mode"],
+              "X-Seed": meta["seed"], "X-Tempo": meta.get("tempo"), "X-Length": meta["length"],
+              "X-Measured-Tempo": meta.get("measured_tempo"),
+              "X-Track-Url": f"/api/tracks/{meta['id']}"}
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve MelodyMaker.")
+    parser.add_argument("--host", default=os.environ.get("MELODYMAKER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MELODYMAKER_PORT", "8090")))
+    parser.add_argument("--no-browser", action="store_true",
+                        default=bool(os.environ.get("CI") or os.environ.get("MELODYMAKER_NO_BROWSER")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app()
+    url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}/"
+    log.info("MelodyMaker serving on %s (library: %d clips)", url, len(app.extensions["melodymaker"].library))
+    if not args.no_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    from waitress import serve
+    serve(app, host=args.host, port=args.port, threads=8, ident="MelodyMaker")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Pure (y, sr) audio functions: load, resample, tempo, stretch, length, fades, loudness, encode.
+
+Audio is float32 mono, shape (n,), range [-1, 1], unless a docstring says otherwise.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioDecodeError
+from .options import SAMPLE_RATE
+
+TARGET_LUFS = -16.0
+PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBFS, so MP3 encoding does not clip
+
+
+def load(source: str | Path | io.IOBase, sr: int = SAMPLE_RATE, *,
+         max_seconds: float | None = None) -> np.ndarray:
+    """Read any format libsndfile knows (WAV, AU, FLAC, OGG, MP3) as float32 mono at `sr`.
+
+    max_seconds: refuse (AudioDecodeError) audio longer than this, before decoding it all.
+    """
+    try:
+        with sf.SoundFile(source) as f:
+            _check_header(f)
+            native_sr = f.samplerate
+            if max_seconds is not None and f.frames > max_seconds * native_sr:
+                raise AudioDecodeError(f"audio is {f.frames / native_sr:.0f} s long; "
+                                       f"the limit is {max_seconds:.0f} s")
+            y = f.read(dtype="float32", always_2d=True)
+    except AudioDecodeError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as e:
+        raise AudioDecodeError(f"not readable audio ({_short(e)})") from e
+    if y.size == 0:
+        raise AudioDecodeError("the file holds no audio samples")
+    y = y.mean(axis=1)
+    if not np.all(np.isfinite(y)):
+        raise AudioDecodeError("the audio holds non-finite samples")
+    return resample(y, native_sr, sr)
+
+
+def probe(path: str | Path) -> sf._SoundFileInfo:
+    """Header facts of an audio file (format, rate, frames), or AudioDecodeError saying why not."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            _check_header(f)
+        return sf.info(str(path))
+    except AudioDecodeError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as e:
+        raise AudioDecodeError(f"not readable audio ({_short(e)})") from e
+
+
+def _check_header(f: sf.SoundFile) -> None:
+    # libsndfile falls back to header-less RAW for unknown bytes in a .au; that is not audio to us
+    if f.format == "RAW":
+        raise AudioDecodeError("not readable audio (no audio header found)")
+    if f.frames <= 0 or f.samplerate <= 0:
+        raise AudioDecodeError("the file holds no audio samples")
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:160]
+
+
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    import soxr  # librosa's default resampler; imported here to keep module import light
+    return soxr.resample(np.asarray(y, dtype=np.float32), sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
+    """(BPM, beat times in seconds) by librosa's dynamic-programming beat tracker."""
+    import librosa
+    if len(y) < sr // 2:
+        return 0.0, np.zeros(0)
+    tempo, beats = librosa.beat.beat_track(y=y, sr=sr, units="time")
+    tempo, beats = float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=float)
+    if len(beats) >= 8:
+        # the slope of beat time against beat number is finer than the tempogram's bins
+        slope = np.polyfit(np.arange(len(beats)), beats, 1)[0]
+        if slope > 0 and abs(60.0 / slope - tempo) < 0.08 * tempo:
+            tempo = 60.0 / slope
+    return tempo, beats
+
+
+def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None) -> np.ndarray:
+    """Phase-vocoder stretch by `rate` (>1 = faster); exactly n_out samples when given."""
+    import librosa
+    if abs(rate - 1.0) < 1e-4 or len(y) < 2048:
+        out = y
+    else:
+        out = librosa.effects.time_stretch(y, rate=rate)
+    return fit_length(out, n_out if n_out is not None else len(out))
+
+
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad to exactly n samples."""
+    if len(y) >= n:
+        return np.ascontiguousarray(y[:n], dtype=np.float32)
+    return np.concatenate([y, np.zeros(n - len(y), dtype=np.float32)]).astype(np.float32)
+
+
+def fades(y: np.ndarray, sr: int, *, fade_in: float = 0.02, fade_out: float = 1.0) -> np.ndarray:
+    """Raised-cosine fade in and out; fades shrink on short audio so they never overlap."""
+    y = np.array(y, dtype=np.float32, copy=True)
+    n_in = min(int(fade_in * sr), len(y) // 4)
+    n_out = min(int(fade_out * sr), len(y) // 4)
+    if n_in > 0:
+        y[:n_in] *= 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n_in, dtype=np.float32))
+    if n_out > 0:
+        y[-n_out:] *= 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, n_out, dtype=np.float32))
+    return y
+
+
+def overlap_add(segments: list[np.ndarray], offsets: list[int], n: int, xfade: int) -> np.ndarray:
+    """Place segments at sample offsets with equal-power crossfades of `xfade` samples."""
+    out = np.zeros(n, dtype=np.float32)
+    ramp = np.sin(np.linspace(0, np.pi / 2, xfade, dtype=np.float32)) if xfade > 0 else None
+    for k, (seg, at) in enumerate(zip(segments, offsets)):
+        seg = np.array(seg[: max(0, n - at)], dtype=np.float32, copy=True)
+        if ramp is not None and k > 0:
+            m = min(xfade, len(seg))
+            seg[:m] *= ramp[:m]
+        if ramp is not None and k < len(segments) - 1 and len(seg) > xfade:
+            seg[-xfade:] *= ramp[::-1]
+        out[at: at + len(seg)] += seg
+    return out
+
+
+def loudness(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm); RMS dBFS for short audio."""
+    if len(y) < int(0.5 * sr):
+        rms = float(np.sqrt(np.mean(np.square(y)) + 1e-12))
+        return 20 * np.log10(rms) - 0.7
+    import pyloudnorm
+    value = pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64))
+    return float(value) if np.isfinite(value) else -120.0
+
+
+def normalize(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -> np.ndarray:
+    """Bring integrated loudness to target_lufs, then keep the peak under -1 dBFS."""
+    y = np.asarray(y, dtype=np.float32)
+    current = loudness(y, sr)
+    if current <= -70:  # silence: nothing to normalise
+        return y.copy()
+    y = y * np.float32(10 ** ((target_lufs - current) / 20))
+    peak = float(np.max(np.abs(y)))
+    if peak > PEAK_CEILING:
+        y = soft_limit(y, PEAK_CEILING)
+    return y.astype(np.float32)
+
+
+def soft_limit(y: np.ndarray, ceiling: float) -> np.ndarray:
+    """Gentle tanh knee above half the ceiling, so peaks never exceed it."""
+    knee = ceiling * 0.5
+    out = y.copy()
+    over = np.abs(y) > knee
+    out[over] = np.sign(y[over]) * (knee + (ceiling - knee) * np.tanh((np.abs(y[over]) - knee) / (ceiling - knee)))
+    return out
+
+
+def encode(y: np.ndarray, sr: int, fmt: str) -> bytes:
+    """WAV (16-bit PCM) or MP3 (MPEG layer III through libsndfile's LAME) bytes."""
+    y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
+    buf = io.BytesIO()
+    if fmt == "wav":
+        sf.write(buf, y, sr, format="WAV", subtype="PCM_16")
+    elif fmt == "mp3":
+        sf.write(buf, y, sr, format="MP3", subtype="MPEG_LAYER_III",
+                 bitrate_mode="CONSTANT", compression_level=0.25)
+    else:
+        raise ValueError(f"cannot encode audio as {fmt!r}")
+    return buf.getvalue()

@@ -1,0 +1,194 @@
+"""The genres/ library: scan, validate, analyse (duration, tempo, beats) and cache on disk."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .errors import AudioDecodeError, NotFound
+from .options import AUDIO_EXTENSIONS, GENRES, SAMPLE_RATE
+
+CACHE_VERSION = 1
+MAX_CLIP_SECONDS = 15 * 60  # a longer file is skipped: the library is of songs, not albums
+
+
+@dataclass
+class Clip:
+    """One audio file of the library, with its cached analysis (None until analysed)."""
+    genre: str
+    name: str                      # file name inside genres/<genre folder>/
+    path: Path
+    size: int
+    mtime_ns: int
+    duration: float | None = None
+    tempo: float | None = None
+    beats: list[float] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.genre}/{self.name}"
+
+    def public(self) -> dict:
+        return {"genre": self.genre, "name": self.name, "duration": self.duration,
+                "tempo": self.tempo, "url": f"/api/library/{self.genre}/{self.name}"}
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Library:
+    """An index of genres/<genre>/<file>. Nothing outside root is ever opened."""
+    root: Path
+    cache_dir: Path | None = None
+    clips: dict[str, list[Clip]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self._lock = threading.Lock()
+
+    # -- scanning ---------------------------------------------------------------------------
+    def scan(self) -> "Library":
+        """Index every audio file; unreadable ones go to `skipped` with the reason."""
+        clips: dict[str, list[Clip]] = {g: [] for g in GENRES}
+        skipped: list[Skipped] = []
+        cached = self._read_cache()
+        root = self.root.resolve() if self.root.exists() else self.root
+        folders = {}
+        if self.root.is_dir():
+            for entry in sorted(self.root.iterdir()):
+                if entry.is_dir() and entry.name.lower() in GENRES and not entry.is_symlink():
+                    folders.setdefault(entry.name.lower(), []).append(entry)
+        for genre, dirs in folders.items():
+            for folder in dirs:
+                for path in sorted(folder.iterdir()):
+                    clip, reason = self._index_file(genre, path, root)
+                    if clip is not None:
+                        old = cached.get(clip.key)
+                        if old and old.get("size") == clip.size and old.get("mtime_ns") == clip.mtime_ns:
+                            clip.duration, clip.tempo = old.get("duration"), old.get("tempo")
+                            clip.beats = old.get("beats")
+                            if old.get("error"):
+                                skipped.append(Skipped(str(path.relative_to(self.root)), old["error"]))
+                                continue
+                        clips[genre].append(clip)
+                    elif reason:
+                        skipped.append(Skipped(str(path.relative_to(self.root)), reason))
+        with self._lock:
+            self.clips, self.skipped = clips, skipped
+        return self
+
+    @staticmethod
+    def _index_file(genre: str, path: Path, root: Path) -> tuple[Clip | None, str | None]:
+        if path.name.startswith(".") or path.suffix.lower() == ".json":
+            return None, None  # hidden files and the builder's sidecars are not clips
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            return None, f"not an audio file extension ({', '.join(AUDIO_EXTENSIONS)})"
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None, "broken link"
+        if path.is_symlink() and not real.is_relative_to(root):
+            return None, "link to a file outside the library (not followed)"
+        if not real.is_file():
+            return None, "not a regular file"
+        st = real.stat()
+        if st.st_size == 0:
+            return None, "empty file"
+        try:
+            info = audio.probe(real)
+        except AudioDecodeError as e:
+            return None, e.message
+        if info.frames / info.samplerate > MAX_CLIP_SECONDS:
+            return None, f"too long ({info.frames / info.samplerate / 60:.0f} min; limit {MAX_CLIP_SECONDS // 60} min)"
+        return Clip(genre, path.name, real, st.st_size, st.st_mtime_ns,
+                    duration=info.frames / info.samplerate), None
+
+    # -- queries ------------------------------------------------------------------------------
+    def genre_clips(self, genre: str) -> list[Clip]:
+        return list(self.clips.get(genre.lower(), []))
+
+    def all_clips(self) -> list[Clip]:
+        return [c for g in GENRES for c in self.clips.get(g, [])]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.clips.values())
+
+    def counts(self) -> dict[str, int]:
+        return {g: len(self.clips.get(g, [])) for g in GENRES}
+
+    def find(self, genre: str, name: str) -> Clip:
+        """The indexed clip called `name` in `genre`; never builds a path from user input."""
+        for clip in self.clips.get(str(genre).lower(), []):
+            if clip.name == name:
+                return clip
+        raise NotFound(f"no library clip {genre}/{name}", field="name")
+
+    # -- audio and analysis -------------------------------------------------------------------
+    def load(self, clip: Clip, sr: int = SAMPLE_RATE) -> np.ndarray:
+        return audio.load(clip.path, sr)
+
+    def analyse(self, clip: Clip, y: np.ndarray | None = None) -> Clip:
+        """Duration, tempo and beat times, cached on disk until the file changes."""
+        if clip.tempo is not None and clip.beats is not None:
+            return clip
+        try:
+            y = self.load(clip) if y is None else y
+        except AudioDecodeError as e:
+            self.mark_broken(clip, e.message)
+            raise
+        clip.duration = len(y) / SAMPLE_RATE
+        tempo, beats = audio.estimate_tempo(y, SAMPLE_RATE)
+        clip.tempo, clip.beats = round(tempo, 3), [round(float(b), 4) for b in beats]
+        self._write_cache()
+        return clip
+
+    def mark_broken(self, clip: Clip, reason: str) -> None:
+        with self._lock:
+            if clip in self.clips.get(clip.genre, []):
+                self.clips[clip.genre].remove(clip)
+            self.skipped.append(Skipped(f"{Path(clip.path).parent.name}/{clip.name}", reason))
+        self._write_cache(errors={clip.key: (clip, reason)})
+
+    # -- the on-disk cache --------------------------------------------------------------------
+    @property
+    def _cache_path(self) -> Path | None:
+        return self.cache_dir / "library.json" if self.cache_dir else None
+
+    def _read_cache(self) -> dict:
+        path = self._cache_path
+        if not path or not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}  # a damaged cache is rebuilt, never trusted
+        if data.get("version") != CACHE_VERSION or data.get("root") != str(self.root.resolve()):
+            return {}
+        return data.get("clips", {})
+
+    def _write_cache(self, errors: dict | None = None) -> None:
+        path = self._cache_path
+        if not path:
+            return
+        with self._lock:
+            entries = self._read_cache()
+            for clip in self.all_clips():
+                entries[clip.key] = {k: v for k, v in asdict(clip).items()
+                                     if k in ("size", "mtime_ns", "duration", "tempo", "beats")}
+            for key, (clip, reason) in (errors or {}).items():
+                entries[key] = {"size": clip.size, "mtime_ns": clip.mtime_ns, "error": reason}
+            data = {"version": CACHE_VERSION, "root": str(self.root.resolve()), "clips": entries}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)

@@ -1,0 +1,115 @@
+"""The machine-readable HTTP contract (OpenAPI 3.0), built from the vocabulary in options."""
+from __future__ import annotations
+
+from . import __version__
+from . import options as opt
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
+def _json(description: str, schema: dict | None = None) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
+def _audio(description: str) -> dict:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {"description": description,
+            "content": {mime: binary for mime in opt.MIME_TYPES.values()}}
+
+
+def spec() -> dict:
+    track_id = {"name": "track_id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+    generation = {
+        "type": "object",
+        "required": ["genre"],
+        "properties": {
+            "genre": {"type": "string", "description": "case-insensitive",
+                      "enum": list(opt.GENRES) + [opt.GENRE_LABELS[g] for g in opt.GENRES]},
+            "instruments": {"oneOf": [
+                {"type": "array", "maxItems": 8, "items": {"type": "string", "enum": list(opt.INSTRUMENTS)}},
+                {"type": "string", "description": "one name, or names separated by commas"}]},
+            "tempo": {"oneOf": [
+                {"type": "number", "minimum": opt.TEMPO_MIN, "maximum": opt.TEMPO_MAX},
+                {"type": "string", "enum": [p.label for p in opt.TEMPO_PRESETS]}]},
+            "length": {"oneOf": [
+                {"type": "number", "minimum": opt.LENGTH_MIN, "maximum": opt.LENGTH_MAX},
+                {"type": "string", "enum": list(opt.LENGTH_PRESETS)}]},
+            "mode": {"type": "string", "enum": list(opt.MODES)},
+            "generate_mode": {"type": "integer", "enum": list(opt.MODE_NUMBERS)},
+            "seed": {"type": "integer", "minimum": 0, "maximum": opt.SEED_MAX},
+            "format": {"type": "string", "enum": sorted(opt.FORMAT_ALIASES)},
+        },
+    }
+    body = {"required": True, "content": {"application/json": {"schema": generation}}}
+    common = {"400": _error("a field is invalid; `field` names it"),
+              "503": _error("the mode is unavailable here; the message says why"),
+              "429": _error("too many generations queued; see Retry-After")}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "MelodyMaker", "version": __version__,
+                 "description": "Generate genre music, browse the library, classify audio."},
+        "paths": {
+            "/generate": {"post": {
+                "summary": "Generate a track and answer with its bytes (the original contract)",
+                "requestBody": body,
+                "responses": {"200": _audio("the track as WAV, MP3 or MIDI; X-Track-Id and "
+                                            "other X- headers describe it"), **common}}},
+            "/api/tracks": {
+                "post": {"summary": "Start a generation job", "requestBody": body,
+                         "responses": {"202": _json("the job, queued", {"$ref": "#/components/schemas/Job"}),
+                                       **common}},
+                "get": {"summary": "Recent tracks, newest first",
+                        "parameters": [{"name": "limit", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                        "responses": {"200": _json("track metadata list"), "400": _error("bad limit")}}},
+            "/api/tracks/{track_id}": {"get": {
+                "summary": "A job's status and progress; the track's metadata when done",
+                "parameters": [track_id],
+                "responses": {"200": _json("status", {"$ref": "#/components/schemas/Job"}),
+                              "404": _error("no such track")}}},
+            "/api/tracks/{track_id}/cancel": {"post": {
+                "summary": "Cancel a queued or running job", "parameters": [track_id],
+                "responses": {"200": _json("the job", {"$ref": "#/components/schemas/Job"}),
+                              "404": _error("no such job")}}},
+            "/api/tracks/{track_id}/audio.{ext}": {"get": {
+                "summary": "The track encoded as WAV, MP3 or MIDI (made on first request)",
+                "parameters": [track_id,
+                               {"name": "ext", "in": "path", "required": True,
+                                "schema": {"type": "string", "enum": ["wav", "mp3", "mid"]}},
+                               {"name": "download", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": _audio("the file"), "404": _error("no such track or format")}}},
+            "/api/library": {"get": {
+                "summary": "Library clips, all or of one genre",
+                "parameters": [{"name": "genre", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": _json("clips"), "400": _error("unknown genre")}}},
+            "/api/library/{genre}/{name}": {"get": {
+                "summary": "One library clip as browser-playable WAV",
+                "parameters": [{"name": "genre", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "WAV audio", "content": {
+                    "audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                    "404": _error("no such clip")}}},
+            "/api/options": {"get": {"summary": "Genres, instruments, tempo and length ranges, modes",
+                                     "responses": {"200": _json("the vocabulary")}}},
+            "/api/health": {"get": {"summary": "Version, models, library size and skipped files",
+                                    "responses": {"200": _json("health")}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json("OpenAPI")}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["status", "message"], "properties": {
+                "status": {"type": "string", "enum": ["error"]}, "message": {"type": "string"},
+                "field": {"type": "string", "nullable": True}}},
+            "Job": {"type": "object", "required": ["id", "status", "progress"], "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["queued", "running", "done", "error", "cancelled"]},
+                "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                "message": {"type": "string"}, "error": {"type": "object", "nullable": True},
+                "meta": {"type": "object"}, "files": {"type": "object"}, "url": {"type": "string"}}},
+        }},
+    }

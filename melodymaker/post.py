@@ -1,0 +1,40 @@
+"""The shared post stage: tempo conform (when the engine cannot), exact length, fades, loudness."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import audio
+from .engines.base import Capabilities
+from .request import GenerationRequest
+from .track import Track
+
+
+def finish(track: Track, request: GenerationRequest, capabilities: Capabilities) -> Track:
+    """Conform a Track to the request; measure what the user will check (tempo, loudness)."""
+    sr = track.sr
+    y = np.asarray(track.audio, dtype=np.float32)
+    meta = dict(track.meta)
+    if request.tempo and not capabilities.tempo:
+        y, meta["tempo_conform"] = _conform_tempo(y, sr, request.tempo)
+    n = int(round(request.length * sr))
+    if not capabilities.length and 0 < len(y) < n:
+        y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
+    y = audio.fit_length(y, n)
+    y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
+    y = audio.normalize(y, sr)
+    tempo, _ = audio.estimate_tempo(y, sr)
+    meta.update({"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
+                 "measured_tempo": round(tempo, 2) if tempo else None,
+                 "loudness_lufs": round(audio.loudness(y, sr), 2),
+                 "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2)})
+    return Track(y, sr, track.midi, meta)
+
+
+def _conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
+    measured, _ = audio.estimate_tempo(y, sr)
+    if not measured:
+        return y, {"measured_before": None, "rate": 1.0}
+    # the gentlest of rate, rate*2, rate/2: a 70 BPM groove is also a 140 BPM one
+    rate = min((target / measured * k for k in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
+    out = audio.time_stretch(y, rate, int(round(len(y) / rate)))
+    return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}

@@ -1,0 +1,90 @@
+"""Shared fixtures: a small real library of generated audio in a temporary genres/ folder."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SR = 22050
+CLICK_BPM = 100.0
+
+
+def click_track(bpm: float, seconds: float, sr: int = SR, *, accent_every: int = 4,
+                pitch: float = 1000.0) -> np.ndarray:
+    """A metronome: short decaying clicks on every beat, the downbeat louder and lower."""
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    t = np.arange(int(0.03 * sr)) / sr
+    n_beats = int(seconds * bpm / 60)
+    for k in range(n_beats):
+        f = pitch / 2 if k % accent_every == 0 else pitch
+        amp = 0.8 if k % accent_every == 0 else 0.5
+        click = (amp * np.sin(2 * np.pi * f * t) * np.exp(-t * 150)).astype(np.float32)
+        at = int(round(k * 60 / bpm * sr))
+        y[at: at + len(click)] += click[: len(y) - at]
+    return y
+
+
+def tone(freq: float, seconds: float, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise_bursts(bpm: float, seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    burst = int(0.05 * sr)
+    env = np.exp(-np.arange(burst) / (0.01 * sr)).astype(np.float32)
+    for k in range(int(seconds * bpm / 60)):
+        at = int(k * 60 / bpm * sr)
+        n = min(burst, len(y) - at)
+        y[at: at + n] += 0.5 * rng.standard_normal(n).astype(np.float32) * env[:n]
+    return y
+
+
+def make_library(root: Path) -> Path:
+    """genres/ with click tracks (rock, jazz), tone+click mixes, noise, and one broken file."""
+    rock, jazz, blues = root / "rock", root / "Jazz", root / "blues"  # case-insensitive folder
+    for d in (rock, jazz, blues):
+        d.mkdir(parents=True)
+    sf.write(rock / "rock.00000.au", click_track(CLICK_BPM, 12), SR, format="AU", subtype="PCM_16")
+    sf.write(rock / "rock.00001.wav", click_track(CLICK_BPM, 12, pitch=1500), SR, subtype="PCM_16")
+    mix = click_track(CLICK_BPM, 10) + tone(220, 10)
+    sf.write(jazz / "jazz 00000.flac", 0.7 * mix, SR)
+    stereo = np.stack([click_track(CLICK_BPM, 10, 44100), tone(330, 10, 44100)], axis=1)
+    sf.write(jazz / "jazz.00001.ogg", 0.7 * stereo, 44100, format="OGG")
+    sf.write(blues / "blues.00000.wav", noise_bursts(90, 8) + tone(110, 8), SR, subtype="PCM_16")
+    (blues / "broken.au").write_bytes(b"this is not audio at all" * 10)
+    (blues / "empty.wav").write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="session")
+def library_dir(tmp_path_factory) -> Path:
+    return make_library(tmp_path_factory.mktemp("lib") / "genres")
+
+
+@pytest.fixture()
+def settings(library_dir, tmp_path):
+    from melodymaker.settings import Settings
+    return Settings(genres_dir=library_dir, models_dir=tmp_path / "models", var_dir=tmp_path / "var",
+                    workers=2, max_queue=8)
+
+
+@pytest.fixture()
+def app(settings):
+    from app import create_app
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["melodymaker"].jobs.shutdown()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
