@@ -51,6 +51,13 @@ INSTRUMENTS = {i.name: i for i in (
     Instrument("violin", "Violin", 40, "lead", 55, 100),
     Instrument("clarinet", "Clarinet", 71, "lead", 50, 91),
     Instrument("synth", "Synth Lead", 81, "lead", 48, 96),
+    # added for the composer's genre styles (issue 3)
+    Instrument("lead guitar", "Lead Guitar", 29, "lead", 52, 88),
+    Instrument("harmonica", "Harmonica", 22, "lead", 60, 93),
+    Instrument("vibraphone", "Vibraphone", 11, "lead", 53, 89),
+    Instrument("cello", "Cello", 42, "bass", 36, 72),
+    Instrument("brass", "Brass Section", 61, "harmony", 41, 82),
+    Instrument("banjo", "Banjo", 105, "harmony", 48, 84),
 )}
 
 ORIGINAL_INSTRUMENTS = ("Piano", "Guitar", "Strings", "Drums", "Saxophone", "Trumpet")
