@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app()
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}/"
     log.info("MelodyMaker serving on %s (library: %d clips)", url, len(app.extensions["melodymaker"].library))
+    # analyse the library in the background, so the first generation does not wait for it
+    threading.Thread(target=app.extensions["melodymaker"].library.analyse_all, daemon=True).start()
     if not args.no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     from waitress import serve

@@ -137,7 +137,17 @@ class Library:
     def load(self, clip: Clip, sr: int = SAMPLE_RATE) -> np.ndarray:
         return audio.load(clip.path, sr)
 
-    def analyse(self, clip: Clip, y: np.ndarray | None = None) -> Clip:
+    def analyse_all(self, save_every: int = 25) -> int:
+        """Analyse every clip not analysed yet (a background warm-up); returns how many."""
+        todo = [c for c in self.all_clips() if c.tempo is None or c.beats is None]
+        for k, clip in enumerate(todo, 1):
+            try:
+                self.analyse(clip, save=k % save_every == 0 or k == len(todo))
+            except AudioDecodeError:
+                continue
+        return len(todo)
+
+    def analyse(self, clip: Clip, y: np.ndarray | None = None, *, save: bool = True) -> Clip:
         """Duration, tempo and beat times, cached on disk until the file changes."""
         if clip.tempo is not None and clip.beats is not None:
             return clip
@@ -149,7 +159,8 @@ class Library:
         clip.duration = len(y) / SAMPLE_RATE
         tempo, beats = audio.estimate_tempo(y, SAMPLE_RATE)
         clip.tempo, clip.beats = round(tempo, 3), [round(float(b), 4) for b in beats]
-        self._write_cache()
+        if save:
+            self._write_cache()
         return clip
 
     def mark_broken(self, clip: Clip, reason: str) -> None:
