@@ -84,6 +84,21 @@ def create_app(settings: Settings | None = None) -> Flask:
         return send_file(service.store.file(track_id, fmt), mimetype=opt.MIME_TYPES[fmt],
                          as_attachment=download, download_name=name, max_age=3600)
 
+    @app.get("/api/tracks/<track_id>/similar")
+    def track_similar(track_id: str):
+        k = _int_arg("k", 5, 1, 50)
+        return jsonify({"id": track_id, "similar": service.similar_to_track(track_id, k)})
+
+    @app.post("/api/classify")
+    def classify():
+        upload = request.files.get("file")
+        if upload is None:
+            raise InvalidRequest("send the audio as a multipart form field named 'file'", field="file")
+        y = service.decode_upload(upload.stream)
+        result = service.classify(y, opt.SAMPLE_RATE)
+        return jsonify({"filename": upload.filename, "duration": round(len(y) / opt.SAMPLE_RATE, 3),
+                        **result})
+
     # -- library, options, health ---------------------------------------------------------------
     @app.get("/api/library")
     def library():
@@ -99,6 +114,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         clip = service.library.find(genre, name)
         data = service.library_wav(clip)
         return Response(data, mimetype="audio/wav", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/library/<genre>/<name>/similar")
+    def library_similar(genre: str, name: str):
+        clip = service.library.find(genre, name)
+        return jsonify({"clip": clip.public(), "similar": service.similar_to_clip(clip, _int_arg("k", 5, 1, 50))})
 
     @app.get("/api/options")
     def options():
@@ -171,6 +191,10 @@ def _track_headers(meta: dict) -> dict:
               "X-Seed": meta["seed"], "X-Tempo": meta.get("tempo"), "X-Length": meta["length"],
               "X-Measured-Tempo": meta.get("measured_tempo"),
               "X-Track-Url": f"/api/tracks/{meta['id']}"}
+    fit = meta.get("genre_fit")
+    if fit:
+        values["X-Genre-Fit"] = fit["probability"]
+        values["X-Genre-Top3"] = ",".join(f"{t['genre']}:{t['probability']}" for t in fit["top3"])
     return {k: str(v) for k, v in values.items() if v is not None}
 
 

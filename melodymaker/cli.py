@@ -86,10 +86,17 @@ def parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     build.set_defaults(run=_library_build)
+
+    sub.add_parser("evaluate", help="the benchmark: every mode on a fixed request set "
+                   "(python -m melodymaker evaluate --help)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate"]:  # its own parser, so `evaluate --help` shows its options
+        from .evaluate import main as evaluate
+        return evaluate(argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.run(args)

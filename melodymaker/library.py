@@ -170,6 +170,59 @@ class Library:
             self.skipped.append(Skipped(f"{Path(clip.path).parent.name}/{clip.name}", reason))
         self._write_cache(errors={clip.key: (clip, reason)})
 
+    # -- embeddings for recommendations -------------------------------------------------------
+    def embeddings(self, classifier, version: str) -> tuple[list[Clip], np.ndarray]:
+        """One L2-normalised classifier embedding per readable clip, cached on disk per version."""
+        with self._lock:
+            if (getattr(self, "_emb_version", None) == version
+                    and [c.key for c in self._emb_clips] == [c.key for c in self.all_clips()]):
+                return self._emb_clips, self._emb_matrix
+        path = self.cache_dir / f"embeddings-{version}.npz" if self.cache_dir else None
+        cached: dict[str, np.ndarray] = {}
+        if path and path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    cached = dict(zip(data["keys"].tolist(), data["vectors"]))
+            except (OSError, ValueError, KeyError):
+                cached = {}  # a damaged cache is recomputed
+        clips, vectors = [], []
+        for clip in self.all_clips():
+            stamp = f"{clip.key}|{clip.size}|{clip.mtime_ns}"
+            if stamp not in cached:
+                try:
+                    cached[stamp] = classifier.embed(self.load(clip), SAMPLE_RATE)
+                except AudioDecodeError as e:
+                    self.mark_broken(clip, e.message)
+                    continue
+            clips.append(clip)
+            vectors.append(cached[stamp])
+        matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 1), np.float32)
+        if path:
+            keys = [f"{c.key}|{c.size}|{c.mtime_ns}" for c in clips]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+            np.savez(tmp, keys=np.array(keys, dtype=str), vectors=matrix)
+            os.replace(tmp, path)
+        with self._lock:
+            self._emb_version, self._emb_clips, self._emb_matrix = version, clips, matrix
+        return clips, matrix
+
+    def similar(self, vector: np.ndarray, classifier, version: str, *, k: int = 5,
+                exclude: str | None = None) -> list[dict]:
+        """The k library clips nearest to `vector` by cosine similarity, best first."""
+        clips, matrix = self.embeddings(classifier, version)
+        if not clips:
+            return []
+        scores = matrix @ (vector / (np.linalg.norm(vector) + 1e-9))
+        result = []
+        for i in np.argsort(-scores, kind="stable"):
+            if clips[i].key == exclude:
+                continue
+            result.append({**clips[i].public(), "score": round(float(scores[i]), 4)})
+            if len(result) == k:
+                break
+        return result
+
     # -- the on-disk cache --------------------------------------------------------------------
     @property
     def _cache_path(self) -> Path | None:

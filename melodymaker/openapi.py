@@ -44,6 +44,7 @@ def spec() -> dict:
             "generate_mode": {"type": "integer", "enum": list(opt.MODE_NUMBERS)},
             "seed": {"type": "integer", "minimum": 0, "maximum": opt.SEED_MAX},
             "format": {"type": "string", "enum": sorted(opt.FORMAT_ALIASES)},
+            "candidates": {"type": "integer", "minimum": opt.CANDIDATES_MIN, "maximum": opt.CANDIDATES_MAX},
         },
     }
     body = {"required": True, "content": {"application/json": {"schema": generation}}}
@@ -95,6 +96,28 @@ def spec() -> dict:
                 "responses": {"200": {"description": "WAV audio", "content": {
                     "audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                     "404": _error("no such clip")}}},
+            "/api/tracks/{track_id}/similar": {"get": {
+                "summary": "Library clips nearest to a generated track (classifier embeddings)",
+                "parameters": [track_id, {"name": "k", "in": "query",
+                                          "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
+                "responses": {"200": _json("nearest clips, best first"), "400": _error("bad k"),
+                              "404": _error("no such track"), "503": _error("no classifier")}}},
+            "/api/library/{genre}/{name}/similar": {"get": {
+                "summary": "Library clips nearest to a library clip (itself excluded)",
+                "parameters": [{"name": "genre", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "k", "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
+                "responses": {"200": _json("nearest clips, best first"), "400": _error("bad k"),
+                              "404": _error("no such clip"), "503": _error("no classifier")}}},
+            "/api/classify": {"post": {
+                "summary": "Genre probabilities of an uploaded audio file",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                "responses": {"200": _json("probabilities and top 3"),
+                              "400": _error("not audio, or too long"), "413": _error("upload too large"),
+                              "503": _error("no classifier")}}},
             "/api/options": {"get": {"summary": "Genres, instruments, tempo and length ranges, modes",
                                      "responses": {"200": _json("the vocabulary")}}},
             "/api/health": {"get": {"summary": "Version, models, library size and skipped files",

@@ -102,3 +102,6 @@ AUDIO_EXTENSIONS = (".au", ".wav", ".mp3", ".flac", ".ogg")
 """What the library indexes (matched case-insensitively)."""
 
 SEED_MAX = 2**31 - 1
+
+CANDIDATES_MIN, CANDIDATES_MAX = 1, 8
+"""Best-of-N: how many variations a request may ask for."""

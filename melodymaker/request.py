@@ -18,8 +18,6 @@ from typing import Any, Mapping
 from . import options as opt
 from .errors import InvalidRequest
 
-FIELDS = ("genre", "instruments", "tempo", "length", "mode", "generate_mode", "seed", "format")
-
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -31,6 +29,7 @@ class GenerationRequest:
     mode: str = opt.DEFAULT_MODE
     seed: int = 0
     format: str = "wav"
+    candidates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -54,6 +53,7 @@ class GenerationRequest:
             mode=parse_mode(data.get("mode"), data.get("generate_mode")),
             seed=seed,
             format=parse_format(data.get("format")),
+            candidates=parse_candidates(data.get("candidates")),
         )
 
 
@@ -192,3 +192,14 @@ def parse_format(value: Any) -> str:
         raise InvalidRequest(f"unknown format {value!r}; one of: {', '.join(opt.FORMATS)}",
                              field="format")
     return fmt
+
+
+def parse_candidates(value: Any) -> int:
+    """How many variations to generate; the one with the best genre fit is kept."""
+    if _blank(value):
+        return 1
+    n = _number(value)
+    if n is None or n != int(n) or not opt.CANDIDATES_MIN <= n <= opt.CANDIDATES_MAX:
+        raise InvalidRequest(f"candidates {value!r} must be a whole number from {opt.CANDIDATES_MIN} "
+                             f"to {opt.CANDIDATES_MAX}", field="candidates")
+    return int(n)

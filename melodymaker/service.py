@@ -4,6 +4,7 @@ The web routes, the job queue, the CLI and `evaluate` all go through Service.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from .request import GenerationRequest
 from .settings import Settings
 from .store import Store, new_id
 from .track import Track
+
+UPLOAD_MAX_SECONDS = 10 * 60
 
 PLANNED = {  # modes whose engines land in later work; listed so the page can show why
     "rave": ("RAVE", "A variational autoencoder decoding genre latents to audio."),
@@ -53,7 +56,8 @@ class Service:
         self.store = Store(self.settings.store_dir, self.settings.max_tracks) if with_store else None
         self.jobs = JobQueue(self.settings.workers, self.settings.max_queue)
         self.started = time.time()
-        self._rescan_lock = threading.Lock()
+        self._classifier, self.classifier_reason = None, None
+        self._classifier_lock = threading.Lock()
 
     def engine(self, mode: str) -> Engine:
         engine = self.engines[mode]
@@ -62,7 +66,81 @@ class Service:
             raise ModeUnavailable(f"mode '{mode}' is unavailable: {reason}", field="mode")
         return engine
 
+    # -- the classifier: genre fit and recommendations ----------------------------------------
+    def classifier(self):
+        """The genre classifier, loaded once; None (with classifier_reason) when unavailable."""
+        with self._classifier_lock:
+            if self._classifier is None and self.classifier_reason is None:
+                try:
+                    from .classify import load_classifier
+                    self._classifier = load_classifier(self.settings.models_dir / "classifier")
+                except Exception as e:  # missing or broken checkpoint: a reason, never a crash
+                    self.classifier_reason = f"{type(e).__name__}: {e}"
+            return self._classifier
+
+    def _need_classifier(self, what: str, field: str | None = None):
+        clf = self.classifier()
+        if clf is None:
+            raise ModeUnavailable(f"{what} needs the genre classifier, which is unavailable: "
+                                  f"{self.classifier_reason}", field=field)
+        return clf
+
+    def classify(self, y, sr: int) -> dict:
+        """Genre probabilities of audio, best first."""
+        probs = self._need_classifier("classification").predict(y, sr)
+        return genre_fit_summary(probs, None)
+
+    def decode_upload(self, stream) -> "np.ndarray":
+        """An uploaded file as 22050 Hz mono; AudioDecodeError (400) for non-audio or too long."""
+        return audio.load(stream, opt.SAMPLE_RATE, max_seconds=UPLOAD_MAX_SECONDS)
+
+    def similar_to_track(self, track_id: str, k: int) -> list[dict]:
+        clf = self._need_classifier("recommendation")
+        vector = self.store.embedding(track_id)
+        if vector is None:
+            vector = clf.embed(self.store.audio(track_id), opt.SAMPLE_RATE)
+        return self.library.similar(vector, clf, self._classifier_version(), k=k)
+
+    def similar_to_clip(self, clip, k: int) -> list[dict]:
+        clf = self._need_classifier("recommendation")
+        clips, matrix = self.library.embeddings(clf, self._classifier_version())
+        keys = [c.key for c in clips]
+        if clip.key not in keys:
+            raise NotFound(f"library clip {clip.key} has no embedding (unreadable?)", field="name")
+        return self.library.similar(matrix[keys.index(clip.key)], clf, self._classifier_version(),
+                                    k=k, exclude=clip.key)
+
+    def _classifier_version(self) -> str:
+        return str(self.classifier().info.get("version", "v"))
+
+    # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> tuple[Track, dict]:
+        """Best-of-N over generate_one(): keeps the candidate with the highest genre fit."""
+        n = request.candidates
+        clf = self.classifier()
+        if n > 1 and clf is None:
+            self._need_classifier("choosing among candidates", field="candidates")
+        tried = []
+        for k in range(n):
+            seed = candidate_seed(request.seed, k)
+            sub = dataclasses.replace(request, seed=seed, candidates=1)
+            track, meta = self.generate_one(sub, _scaled(progress, k / n, (k + 1) / n))
+            embedding = None
+            if clf is not None:
+                probs, embedding = clf.predict_and_embed(track.audio, track.sr)
+                meta["genre_fit"] = genre_fit_summary(probs, request.genre)
+            tried.append((track, meta, embedding))
+        scores = [m.get("genre_fit", {}).get("probability") for _, m, _ in tried]
+        best = max(range(n), key=lambda i: scores[i] or 0.0)
+        track, meta, embedding = tried[best]
+        meta["request"] = request.to_dict()
+        meta["candidates"] = {"tried": n, "chosen": best, "scores": [
+            {"seed": m["seed"], "genre_fit": s} for (_, m, _), s in zip(tried, scores)]}
+        meta["timings"]["all_candidates"] = round(sum(m["timings"]["total"] for _, m, _ in tried), 3)
+        track.meta["embedding"] = embedding
+        return track, meta
+
+    def generate_one(self, request: GenerationRequest, progress: Progress = no_progress) -> tuple[Track, dict]:
         """Engine, then the shared post stage. Returns the finished Track and its metadata."""
         engine = self.engine(request.mode)
         t0 = time.perf_counter()
@@ -80,7 +158,7 @@ class Service:
             "timings": {"generate": round(t1 - t0, 3), "post": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
-            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo")},
+            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo", "embedding")},
         }
         meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs") if k in track.meta})
         return track, meta
@@ -88,7 +166,7 @@ class Service:
     def generate_and_store(self, request: GenerationRequest, progress: Progress = no_progress,
                            track_id: str | None = None) -> str:
         track, meta = self.generate(request, progress)
-        return self.store.save(track, meta, track_id)
+        return self.store.save(track, meta, track_id, embedding=track.meta.get("embedding"))
 
     def submit(self, request: GenerationRequest):
         """Queue a generation; the job id is also the id of the track it makes."""
@@ -142,10 +220,35 @@ class Service:
         return audio.encode(y, opt.SAMPLE_RATE, "wav")
 
     def health(self) -> dict:
-        return {"status": "ok", "version": __version__, "uptime": round(time.time() - self.started, 1),
+        clf = self.classifier()
+        return {"status": "ok", "version": __version__,
+                "classifier": {"available": clf is not None, "reason": self.classifier_reason,
+                               **({"info": clf.info} if clf is not None else {})}, "uptime": round(time.time() - self.started, 1),
                 "library": {"root": str(self.library.root), "clips": len(self.library),
                             "per_genre": self.library.counts(),
                             "skipped": [s.__dict__ for s in self.library.skipped]},
                 "models": {name: {"available": e.availability() is None, "reason": e.availability()}
                            for name, e in self.engines.items()},
                 "jobs": {"workers": self.jobs.workers, "pending": self.jobs.pending()}}
+
+
+def candidate_seed(seed: int, k: int) -> int:
+    """The seed of candidate k: the request's own seed first, then a fixed sequence from it."""
+    return seed if k == 0 else (seed * 1_000_003 + k * 7_919) % (opt.SEED_MAX + 1)
+
+
+def genre_fit_summary(probs: dict[str, float], genre: str | None) -> dict:
+    """{"genre", "probability", "top3": [...], "probabilities"} from class probabilities."""
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    summary = {"top3": [{"genre": g, "probability": round(float(p), 4)} for g, p in ranked[:3]],
+               "probabilities": {g: round(float(p), 4) for g, p in probs.items()}}
+    if genre is not None:
+        summary.update({"genre": genre, "probability": round(float(probs.get(genre, 0.0)), 4),
+                        "rank": [g for g, _ in ranked].index(genre) + 1 if genre in probs else None})
+    return summary
+
+
+def _scaled(progress: Progress, low: float, high: float) -> Progress:
+    def inner(fraction: float, message: str = "") -> None:
+        progress(low + (high - low) * fraction, message)
+    return inner

@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from . import audio, midi
@@ -48,11 +49,14 @@ class Store:
             raise NotFound(f"no track {track_id}", field="id")
         return folder
 
-    def save(self, track: Track, meta: dict, track_id: str | None = None) -> str:
+    def save(self, track: Track, meta: dict, track_id: str | None = None, *,
+             embedding: np.ndarray | None = None) -> str:
         track_id = track_id or new_id()
         tmp = self.root / f".tmp-{track_id}"
         tmp.mkdir(parents=True)
         sf.write(tmp / "audio.wav", track.audio, track.sr, subtype="PCM_16")
+        if embedding is not None:
+            np.save(tmp / "embedding.npy", np.asarray(embedding, dtype=np.float32))
         if track.midi is not None:
             track.midi.write(str(tmp / "score.mid"))
         meta = {**meta, "id": track_id, "created": time.time(), "has_score": track.midi is not None}
@@ -63,6 +67,14 @@ class Store:
 
     def meta(self, track_id: str) -> dict:
         return json.loads((self.path(track_id) / "meta.json").read_text())
+
+    def audio(self, track_id: str) -> np.ndarray:
+        y, _ = sf.read(self.path(track_id) / "audio.wav", dtype="float32")
+        return y
+
+    def embedding(self, track_id: str) -> np.ndarray | None:
+        path = self.path(track_id) / "embedding.npy"
+        return np.load(path, allow_pickle=False) if path.exists() else None
 
     def list(self, limit: int = 50) -> list[dict]:
         metas = []
