@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 
 VENV="${MELODYMAKER_VENV:-.venv}"
 PY="$VENV/bin/python"
+GENRES_DIR="${MELODYMAKER_GENRES_DIR:-genres}"
 DEFAULT_LIBRARY_PER_GENRE="${MELODYMAKER_LIBRARY_PER_GENRE:-20}"
 
 pick_python() {
@@ -37,14 +38,14 @@ setup() {
 }
 
 library_has_audio() {
-  [ -d genres ] && find -L genres -type f \( -iname '*.au' -o -iname '*.wav' -o -iname '*.mp3' \
+  [ -d "$GENRES_DIR" ] && find -L "$GENRES_DIR" -type f \( -iname '*.au' -o -iname '*.wav' -o -iname '*.mp3' \
     -o -iname '*.flac' -o -iname '*.ogg' \) -print -quit 2>/dev/null | grep -q .
 }
 
 build_library() {
   if library_has_audio; then return; fi
-  echo "==> genres/ has no audio: building the default library ($DEFAULT_LIBRARY_PER_GENRE clips per genre)"
-  "$PY" -m melodymaker library build --out genres --per-genre "$DEFAULT_LIBRARY_PER_GENRE" --seed 0
+  echo "==> $GENRES_DIR has no audio: building the default library ($DEFAULT_LIBRARY_PER_GENRE clips per genre)"
+  "$PY" -m melodymaker library build --out "$GENRES_DIR" --per-genre "$DEFAULT_LIBRARY_PER_GENRE" --seed 0
 }
 
 case "${1:-serve}" in

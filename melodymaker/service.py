@@ -171,6 +171,8 @@ class Service:
     def submit(self, request: GenerationRequest):
         """Queue a generation; the job id is also the id of the track it makes."""
         self.engine(request.mode)  # refuse an unavailable mode now, not inside the job
+        if request.candidates > 1:
+            self._need_classifier("choosing among candidates", field="candidates")
         return self.jobs.submit(new_id(), lambda job_id, progress:
                                 self.generate_and_store(request, progress, job_id))
 
