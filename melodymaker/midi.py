@@ -15,6 +15,8 @@ import numpy as np
 import pretty_midi
 import soundfile as sf
 
+from .options import SAMPLE_RATE
+
 _transcribe_lock = threading.Lock()
 
 
@@ -55,3 +57,129 @@ def transcribe(y: np.ndarray, sr: int, *, tempo: float | None = None,
         inst.program = program
         inst.name = inst.name or "transcription"
     return score
+
+
+# --- rendering through a SoundFont -------------------------------------------------------
+
+DEFAULT_SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+"""The small General MIDI SoundFont that pretty_midi ships (no download needed)."""
+
+REVERB_SECONDS = 1.6
+REVERB_WET = 0.5
+_synths: dict[tuple[Path, int], list] = {}   # (font, sr) -> idle synthesizers, font loaded
+_synths_lock = threading.Lock()
+
+
+def soundfont_path(soundfont: Path | str | None = None) -> Path:
+    """The SoundFont to use: the argument, else $MELODYMAKER_SOUNDFONT, else the GM default."""
+    from .errors import GenerationFailed
+    path = Path(soundfont or os.environ.get("MELODYMAKER_SOUNDFONT") or DEFAULT_SOUNDFONT)
+    path = path.expanduser()
+    if not path.is_file():
+        raise GenerationFailed(f"SoundFont not found: {path}; point MELODYMAKER_SOUNDFONT "
+                               "at an .sf2 or .sf3 file", field="soundfont")
+    return path
+
+
+def _take_synth(path: Path, sr: int):
+    """An idle synthesizer with the font loaded; each font is parsed once per process and
+    concurrent renders each get their own synthesizer (a synth holds playing state)."""
+    import tinysoundfont
+    with _synths_lock:
+        idle = _synths.setdefault((path, sr), [])
+        if idle:
+            return idle.pop()
+    synth = tinysoundfont.Synth(samplerate=sr)
+    synth.sfid = synth.sfload(str(path))
+    return synth
+
+
+def _give_back(path: Path, sr: int, synth) -> None:
+    with _synths_lock:
+        _synths[(path, sr)].append(synth)
+
+
+@lru_cache(maxsize=4)
+def _reverb_ir(sr: int) -> np.ndarray:
+    """A synthetic room: 15 ms pre-delay, then darkening, exponentially decaying noise."""
+    from scipy.signal import lfilter
+    n = int(REVERB_SECONDS * sr)
+    t = np.arange(n) / sr
+    noise = np.random.default_rng(91).standard_normal(n)
+    tail = noise * np.exp(-6.91 * t / REVERB_SECONDS)          # -60 dB at REVERB_SECONDS
+    tail = lfilter([0.35], [1.0, -0.65], tail)                  # high frequencies die first
+    ir = np.concatenate([np.zeros(int(0.015 * sr)), tail])
+    return (ir / np.sqrt(np.sum(ir ** 2))).astype(np.float32)
+
+
+def _events(inst: pretty_midi.Instrument, sr: int) -> list[tuple]:
+    """(sample, order, kind, a, b) sorted so controllers precede notes and offs precede ons."""
+    ev = [(int(c.time * sr), 0, "cc", c.number, c.value) for c in inst.control_changes]
+    ev += [(int(b.time * sr), 1, "bend", b.pitch + 8192, 0) for b in inst.pitch_bends]
+    for n in inst.notes:
+        ev.append((int(n.end * sr), 2, "off", n.pitch, 0))
+        ev.append((int(n.start * sr), 3, "on", n.pitch, n.velocity))
+    ev.sort(key=lambda e: (e[0], e[1]))
+    return ev
+
+
+def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.ndarray:
+    """One instrument alone, mono; rendering parts apart lets each have its own reverb send."""
+    chan = 9 if inst.is_drum else 0
+    synth.program_select(chan, synth.sfid, 128 if inst.is_drum else 0,
+                         0 if inst.is_drum else inst.program, inst.is_drum)
+    for cc, value in ((121, 0), (7, 100), (10, 64), (11, 127)):
+        synth.control_change(chan, cc, value)
+    synth.pitchbend(chan, 8192)
+    buf = memoryview(bytearray(n * 8))
+    pos = 0
+    for at, _, kind, a, b in _events(inst, sr):
+        at = min(at, n)
+        if at > pos:
+            synth.generate(at - pos, buffer=buf[pos * 8: at * 8])
+            pos = at
+        if kind == "on":
+            synth.noteon(chan, a, b)
+        elif kind == "off":
+            synth.noteoff(chan, a)
+        elif kind == "cc":
+            synth.control_change(chan, a, b)
+        else:
+            synth.pitchbend(chan, a)
+    if pos < n:
+        synth.generate(n - pos, buffer=buf[pos * 8:])
+    synth.sounds_off()
+    synth.generate(256)  # let the quick release finish before the next part
+    return np.frombuffer(buf, dtype=np.float32).reshape(-1, 2).mean(axis=1)
+
+
+def render(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *,
+           soundfont: Path | None = None) -> np.ndarray:
+    """Render a score through a SoundFont with TinySoundFont; float32 mono, shape (n,).
+
+    n covers the score plus a second of release and reverb. Programs, volume/pan/expression
+    CCs, note on/off and pitch bends go to the synthesizer; TinySoundFont has no effects, so
+    each part's reverb send (CC91, GM default 40) feeds one synthetic room added here.
+    Chorus (CC93) is not rendered. Peaks above 0.99 are scaled down, never clipped.
+    """
+    from scipy.signal import oaconvolve
+    path = soundfont_path(soundfont)
+    n = int(np.ceil((score.get_end_time() + 1.0) * sr))
+    dry = np.zeros(n, dtype=np.float32)
+    send = np.zeros(n, dtype=np.float32)
+    synth = _take_synth(path, sr)
+    try:
+        for inst in score.instruments:
+            if not inst.notes:
+                continue
+            part = _render_part(synth, inst, n, sr)
+            sends = [c.value for c in inst.control_changes if c.number == 91]
+            dry += part
+            send += part * ((sends[0] if sends else 40) / 127.0)
+    finally:
+        _give_back(path, sr, synth)
+    y = dry + REVERB_WET * oaconvolve(send, _reverb_ir(sr))[:n].astype(np.float32)
+    peak = float(np.max(np.abs(y))) if n else 0.0
+    if peak > 0.99:
+        y *= 0.99 / peak
+    return y.astype(np.float32)

@@ -1,0 +1,214 @@
+"""The composer: a genre style, tempo, length, instruments and seed -> a multi-track MIDI score.
+
+Instruments: each chosen instrument plays in its catalogue role (options.INSTRUMENTS) and
+replaces the genre's default there; roles nobody chose keep the genre's default (classical has
+no drums unless "drums" is chosen). Two instruments in one role share it: a second harmony
+instrument plays sustained pads, a second lead answers the first phrase by phrase.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pretty_midi
+
+from ..options import GENRES, INSTRUMENTS, ROLES, SAMPLE_RATE
+from . import parts
+from .styles import STYLES, Section, Style
+from .theory import Chord, key_name, parse_chord
+
+RING_MIN = 1.5
+"""Seconds the final chord rings at least (shorter on very short requests)."""
+
+
+@dataclass
+class Bar:
+    """One bar of the plan: where it starts, its chords and its place in the form."""
+    index: int
+    start: float
+    section: Section
+    chords: list[tuple[float, Chord]]   # (beat offset in the bar, chord)
+    section_start: bool = False
+    fill: bool = False
+    phrase: int = 0                     # which occurrence of its section this bar belongs to
+
+    def chord_at(self, beat: float) -> Chord:
+        return [c for b, c in self.chords if b <= beat + 1e-9][-1]
+
+
+@dataclass
+class Song:
+    """Everything the part writers share."""
+    style: Style
+    tempo: float
+    tonic: int
+    mode: str
+    length: float
+    bars: list[Bar]
+    ending: float                       # when the final chord starts
+    final: Chord
+    rng: random.Random
+    cast: dict[str, list[str]]
+
+    @property
+    def beat(self) -> float:
+        return 60.0 / self.tempo
+
+    def time(self, bar: Bar, step: float) -> float:
+        """Seconds at a sixteenth-note step of a bar, with the style's swing."""
+        unit = self.style.swing_unit
+        span = 2 * unit
+        pair, within = divmod(step, span)
+        frac, r = within / span, self.style.swing
+        swung = frac / 0.5 * r if frac <= 0.5 else r + (frac - 0.5) / 0.5 * (1 - r)
+        return bar.start + (pair + swung) * span / 4 * self.beat
+
+    def next_root(self, bar: Bar, beat: float) -> int:
+        later = [c for b, c in bar.chords if b > beat + 1e-9]
+        if later:
+            return later[0].root
+        if bar.index + 1 < len(self.bars):
+            return self.bars[bar.index + 1].chords[0][1].root
+        return self.final.root
+
+
+def cast_roles(style: Style, chosen: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Who plays each role: the chosen instruments replace the genre's default in their roles."""
+    cast = {role: [style.instruments[role][0]] for role in ROLES}
+    if not style.drums_by_default:
+        cast["drums"] = []
+    picked: dict[str, list[str]] = {}
+    for name in chosen:
+        if name not in INSTRUMENTS:
+            raise ValueError(f"unknown instrument {name!r}")
+        picked.setdefault(INSTRUMENTS[name].role, []).append(name)
+    cast.update(picked)
+    return cast
+
+
+def _bar_chords(text: str, tonic: int) -> list[tuple[float, Chord]]:
+    symbols = text.split()
+    return [(4.0 * k / len(symbols), parse_chord(s, tonic)) for k, s in enumerate(symbols)]
+
+
+def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
+         rng: random.Random) -> list[Bar]:
+    """Lay out the form: intro, sections cycled with fills at their ends, a cadence bar last."""
+    progressions = {name: rng.choice(variants)
+                    for name, variants in style.progressions[mode].items()}
+    order: list[tuple[Section, str, bool]] = []   # (section, chords, starts a section)
+    if style.intro is not None and n_bars >= 8:
+        intro = progressions[style.intro.name][-4:]
+        order += [(style.intro, chords, k == 0) for k, chords in enumerate(intro)]
+    occurrence = 0
+    while len(order) < n_bars:
+        section = style.form[occurrence % len(style.form)]
+        order += [(section, chords, k == 0)
+                  for k, chords in enumerate(progressions[section.name])]
+        occurrence += 1
+    order = order[:n_bars]
+    bars, phrase = [], -1
+    for i, (section, chords, starts) in enumerate(order):
+        phrase += starts
+        if i == n_bars - 1:
+            chords = style.cadence[mode]
+        bars.append(Bar(i, i * bar_len, section, _bar_chords(chords, tonic),
+                        section_start=starts, phrase=phrase))
+    for i, bar in enumerate(bars):
+        bar.fill = i == n_bars - 1 or bars[i + 1].section_start
+    return bars
+
+
+def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
+            seed: int) -> tuple[pretty_midi.PrettyMIDI, dict]:
+    """Write a genre arrangement as a multi-track score of exactly `length` seconds.
+
+    tempo: BPM, or None for a seeded tempo in the genre's range. The music ends with the
+    style's cadence and a tonic chord that rings from the last bar line to `length`.
+    Returns (score, facts): facts has tempo, key, instruments by role and the form.
+    """
+    if genre not in STYLES:
+        raise ValueError(f"unknown genre {genre!r}; one of {', '.join(GENRES)}")
+    style = STYLES[genre]
+    rng = random.Random(f"compose:{genre}:{seed}")
+    bpm = float(tempo) if tempo else float(rng.randint(*style.tempo))
+    tonic, mode = rng.choice(style.tonics), rng.choice(style.modes)
+    bar_len = 4 * 60.0 / bpm
+    ring = min(RING_MIN, 0.3 * length)
+    n_bars = max(0, int((length - ring) / bar_len))
+    bars = plan(style, tonic, mode, n_bars, bar_len, rng)
+    cast = cast_roles(style, tuple(instruments))
+    song = Song(style, bpm, tonic, mode, float(length), bars, n_bars * bar_len,
+                parse_chord(style.final[mode], tonic), rng, cast)
+
+    score = pretty_midi.PrettyMIDI(initial_tempo=bpm, resolution=480)
+    score.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    score.key_signature_changes.append(
+        pretty_midi.KeySignature(tonic + (12 if mode == "minor" else 0), 0.0))
+    writers = {"drums": parts.drums, "bass": parts.bass, "harmony": parts.harmony,
+               "lead": parts.lead}
+    for role in ROLES:
+        for k, name in enumerate(cast[role]):
+            inst = INSTRUMENTS[name]
+            track = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=name)
+            writers[role](song, track, inst, k)
+            _finish(track, song, role, k, inst)
+            score.instruments.append(track)
+
+    facts = {
+        "genre": genre, "tempo": bpm, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
+        "time_signature": "4/4", "feel": style.feel,
+        "instruments": {role: list(cast[role]) for role in ROLES if cast[role]},
+        "form": _form_summary(bars, style.intro), "bars": n_bars,
+    }
+    return score, facts
+
+
+def _finish(track: pretty_midi.Instrument, song: Song, role: str, k: int, inst) -> None:
+    """Mix controllers at time 0; notes clamped to the instrument's range and the length."""
+    mix = song.style.mix[role]
+    level = max(0, mix.level - 14 * k)
+    pan = mix.pan if k == 0 else 128 - mix.pan
+    for cc, value in ((7, level), (10, pan), (91, mix.reverb), (93, mix.chorus)):
+        track.control_changes.append(pretty_midi.ControlChange(cc, int(value), 0.0))
+    for note in track.notes:
+        if not inst.is_drum:
+            while note.pitch < inst.low:
+                note.pitch += 12
+            while note.pitch > inst.high:
+                note.pitch -= 12
+        note.start = min(max(0.0, note.start), song.length - 0.01)
+        note.end = min(max(note.end, note.start + 0.01), song.length)
+    track.notes.sort(key=lambda n: (n.start, n.pitch))
+
+
+def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
+    """['intro x4', 'A x4', 'B x4', ..., 'cadence', 'ending']"""
+    out: list[str] = []
+    for bar in bars[:-1]:
+        if bar.section_start or not out:
+            label = "intro" if bar.section is intro else bar.section.name
+            out.append(f"{label} x1")
+        else:
+            name, n = out[-1].rsplit(" x", 1)
+            out[-1] = f"{name} x{int(n) + 1}"
+    if bars:
+        out.append("cadence")
+    out.append("ending")
+    return out
+
+
+def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
+            seed: int, sr: int = SAMPLE_RATE, soundfont=None
+            ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
+    """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end."""
+    from ..midi import render
+    score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed)
+    y = render(score, sr, soundfont=soundfont)
+    n = int(round(length * sr))
+    y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)
+    fade = min(int(0.2 * sr), n // 4)
+    if fade > 0:
+        y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
+    return y, score, facts
