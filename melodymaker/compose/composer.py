@@ -18,6 +18,15 @@ from . import parts
 from .styles import STYLES, Section, Style
 from .theory import Chord, key_name, parse_chord
 
+# How much louder (dB) each instrument must be played to sit level with the others in the GM
+# font pretty_midi ships; measured on three-note chords at velocity 90, with bass and lead
+# (one note at a time) lifted 5 and 3.5 dB. A user's own SoundFont may want other values.
+TRIM_DB = {"piano": 6, "electric piano": -2, "organ": -1.5, "guitar": 2, "electric guitar": 3,
+           "distorted guitar": -2, "strings": 2.5, "synth pad": -1.5, "brass": 3, "banjo": -3.5,
+           "bass": -2.5, "upright bass": -1.5, "synth bass": -3, "cello": -1, "drums": 0,
+           "saxophone": -4.5, "trumpet": -2.5, "flute": -7, "violin": -3, "clarinet": 0,
+           "synth": 5, "lead guitar": 4, "harmonica": 0, "vibraphone": -2.5}
+
 RING_MIN = 1.5
 """Seconds the final chord rings at least (shorter on very short requests)."""
 
@@ -168,7 +177,8 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
 def _finish(track: pretty_midi.Instrument, song: Song, role: str, k: int, inst) -> None:
     """Mix controllers at time 0; notes clamped to the instrument's range and the length."""
     mix = song.style.mix[role]
-    level = max(0, mix.level - 14 * k)
+    db = mix.level + TRIM_DB.get(inst.name, 0.0) - 4.0 * k
+    level = min(127, round(127 * 10 ** (db / 60)))
     pan = mix.pan if k == 0 else 128 - mix.pan
     for cc, value in ((7, level), (10, pan), (91, mix.reverb), (93, mix.chorus)):
         track.control_changes.append(pretty_midi.ControlChange(cc, int(value), 0.0))

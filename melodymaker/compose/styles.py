@@ -47,7 +47,7 @@ class Melody:
 
 @dataclass(frozen=True)
 class Mix:
-    level: int = 100                   # CC7
+    level: float = -6.0                # dB; CC7 = 127 * 10 ** ((level + trim) / 60), see composer
     pan: int = 64                      # CC10
     reverb: int = 40                   # CC91
     chorus: int = 0                    # CC93
@@ -122,8 +122,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass", "upright bass"),
                  "harmony": ("piano", "organ", "electric guitar", "electric piano"),
                  "lead": ("lead guitar", "harmonica", "saxophone")},
-    mix={"drums": Mix(84, 64, 30), "bass": Mix(100, 64, 10), "harmony": Mix(86, 50, 45),
-         "lead": Mix(98, 78, 55)},
+    mix={"drums": Mix(-9, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-8, 50, 45),
+         "lead": Mix(-6, 78, 55)},
 ))
 
 _add(Style(
@@ -151,8 +151,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("cello", "upright bass"),
                  "harmony": ("piano", "strings"),
                  "lead": ("violin", "flute", "clarinet")},
-    mix={"drums": Mix(60, 64, 60), "bass": Mix(92, 54, 80), "harmony": Mix(90, 64, 80),
-         "lead": Mix(100, 74, 85)},
+    mix={"drums": Mix(-12, 64, 60), "bass": Mix(-9, 54, 80), "harmony": Mix(-5, 64, 80),
+         "lead": Mix(-7, 74, 85)},
 ))
 
 _add(Style(
@@ -175,8 +175,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass", "upright bass"),
                  "harmony": ("guitar", "banjo", "piano"),
                  "lead": ("violin", "harmonica", "lead guitar")},
-    mix={"drums": Mix(80, 64, 25), "bass": Mix(100, 64, 15), "harmony": Mix(90, 44, 35),
-         "lead": Mix(96, 84, 45)},
+    mix={"drums": Mix(-12, 64, 25), "bass": Mix(-10, 64, 15), "harmony": Mix(-6, 44, 35),
+         "lead": Mix(-6, 84, 45)},
 ))
 
 _add(Style(
@@ -205,8 +205,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass", "synth bass"),
                  "harmony": ("strings", "electric piano", "electric guitar", "brass"),
                  "lead": ("synth", "flute", "trumpet", "violin")},
-    mix={"drums": Mix(84, 64, 25), "bass": Mix(104, 64, 10), "harmony": Mix(84, 50, 50, 40),
-         "lead": Mix(92, 78, 50, 30)},
+    mix={"drums": Mix(-11, 64, 25), "bass": Mix(-9, 64, 10), "harmony": Mix(-7, 50, 50, 40),
+         "lead": Mix(-7, 78, 50, 30)},
 ))
 
 _add(Style(
@@ -234,8 +234,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("synth bass", "bass"),
                  "harmony": ("electric piano", "piano", "synth pad"),
                  "lead": ("flute", "vibraphone", "synth", "saxophone")},
-    mix={"drums": Mix(96, 64, 15), "bass": Mix(108, 64, 5), "harmony": Mix(82, 56, 35),
-         "lead": Mix(84, 72, 40)},
+    mix={"drums": Mix(-8, 64, 15), "bass": Mix(-8, 64, 5), "harmony": Mix(-7, 56, 35),
+         "lead": Mix(-7, 72, 40)},
 ))
 
 _add(Style(
@@ -264,8 +264,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("upright bass",),
                  "harmony": ("piano", "electric piano", "guitar"),
                  "lead": ("saxophone", "trumpet", "vibraphone", "clarinet")},
-    mix={"drums": Mix(78, 70, 35), "bass": Mix(106, 58, 20), "harmony": Mix(84, 48, 45),
-         "lead": Mix(96, 80, 50)},
+    mix={"drums": Mix(-10, 70, 35), "bass": Mix(-9, 58, 20), "harmony": Mix(-6, 48, 45),
+         "lead": Mix(-6, 80, 50)},
 ))
 
 _add(Style(
@@ -281,7 +281,7 @@ _add(Style(
     grooves=({"kick": "x.x.x.x.x.x.x.x.", "snare": "....X.......X...", "hat": "x.x.x.x.x.x.x.x.",
               "crash": "x..............."},
              {"kick": "xoxoxoxoxoxoxoxo", "snare": "....X.......X...", "ride": "x...x...x...x..."},
-             {"kick": "x.x...x.x.x.....", "snare": "........X.......", "crash": "x...x...x...x..."}),
+             {"kick": "x.x.....x.x.....", "snare": "........X.......", "crash": "x...x...x...x..."}),
     fills=({"tom_hi": "xx......", "tom_mid": "..xx....", "tom_lo": "....xx..", "floor": "......xx"},
            {"snare": "xxxxXXXX", "kick": "x.x.x.x."}),
     bass=("R.R.R.R.R.R.R.R.", "R.RRR.RRR.RRR.RR", "R-------R-------"),
@@ -291,8 +291,8 @@ _add(Style(
                   phrase_bars=2, rest=0.2, leap=0.25),
     instruments={"drums": ("drums",), "bass": ("bass",),
                  "harmony": ("distorted guitar",), "lead": ("lead guitar", "synth")},
-    mix={"drums": Mix(88, 64, 20), "bass": Mix(100, 64, 5), "harmony": Mix(84, 40, 25),
-         "lead": Mix(88, 88, 45)},
+    mix={"drums": Mix(-12, 64, 20), "bass": Mix(-10, 64, 5), "harmony": Mix(-5, 40, 25),
+         "lead": Mix(-7, 88, 45)},
 ))
 
 _add(Style(
@@ -321,8 +321,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass", "synth bass"),
                  "harmony": ("piano", "electric piano", "guitar", "synth pad"),
                  "lead": ("synth", "flute", "violin", "clarinet")},
-    mix={"drums": Mix(82, 64, 30), "bass": Mix(100, 64, 10), "harmony": Mix(88, 56, 45),
-         "lead": Mix(96, 72, 50, 20)},
+    mix={"drums": Mix(-9, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-8, 56, 45),
+         "lead": Mix(-6, 72, 50, 20)},
 ))
 
 _add(Style(
@@ -347,8 +347,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass",),
                  "harmony": ("electric guitar", "organ", "piano"),
                  "lead": ("trumpet", "saxophone", "flute", "harmonica")},
-    mix={"drums": Mix(84, 64, 35), "bass": Mix(110, 64, 10), "harmony": Mix(82, 44, 55),
-         "lead": Mix(90, 80, 55)},
+    mix={"drums": Mix(-7, 64, 35), "bass": Mix(-8, 64, 10), "harmony": Mix(-6, 44, 55),
+         "lead": Mix(-7, 80, 55)},
 ))
 
 _add(Style(
@@ -375,8 +375,8 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("bass",),
                  "harmony": ("distorted guitar", "electric guitar", "organ", "piano"),
                  "lead": ("lead guitar", "synth", "harmonica")},
-    mix={"drums": Mix(86, 64, 30), "bass": Mix(100, 64, 10), "harmony": Mix(82, 42, 35),
-         "lead": Mix(90, 86, 45)},
+    mix={"drums": Mix(-11, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-6, 42, 35),
+         "lead": Mix(-7, 86, 45)},
 ))
 
 assert set(STYLES) == set(GENRES), "every genre needs a style"
