@@ -126,8 +126,11 @@ def _events(inst: pretty_midi.Instrument, sr: int) -> list[tuple]:
 def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.ndarray:
     """One instrument alone, mono; rendering parts apart lets each have its own reverb send."""
     chan = 9 if inst.is_drum else 0
-    synth.program_select(chan, synth.sfid, 128 if inst.is_drum else 0,
-                         0 if inst.is_drum else inst.program, inst.is_drum)
+    try:  # on drums the program picks a GM2 kit (8 room, 25 TR-808, 40 brush, ...)
+        synth.program_select(chan, synth.sfid, 128 if inst.is_drum else 0, inst.program,
+                             inst.is_drum)
+    except RuntimeError:  # a font without that kit or program: fall back to the first one
+        synth.program_select(chan, synth.sfid, 128 if inst.is_drum else 0, 0, inst.is_drum)
     for cc, value in ((121, 0), (7, 100), (10, 64), (11, 127)):
         synth.control_change(chan, cc, value)
     synth.pitchbend(chan, 8192)

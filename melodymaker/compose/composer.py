@@ -108,7 +108,7 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
                     for name, variants in style.progressions[mode].items()}
     order: list[tuple[Section, str, bool]] = []   # (section, chords, starts a section)
     if style.intro is not None and n_bars >= 8:
-        intro = progressions[style.intro.name][-4:]
+        intro = progressions[style.intro.name][-(4 if n_bars >= 16 else 2):]
         order += [(style.intro, chords, k == 0) for k, chords in enumerate(intro)]
     occurrence = 0
     while len(order) < n_bars:
@@ -130,12 +130,13 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
 
 
 def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int) -> tuple[pretty_midi.PrettyMIDI, dict]:
+            seed: int, kit: int | None = None) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """Write a genre arrangement as a multi-track score of exactly `length` seconds.
 
     tempo: BPM, or None for a seeded tempo in the genre's range. The music ends with the
     style's cadence and a tonic chord that rings from the last bar line to `length`.
-    Returns (score, facts): facts has tempo, key, instruments by role and the form.
+    kit: the GM2 drum kit, default the style's first. Returns (score, facts): facts has
+    tempo, key, instruments by role and the form.
     """
     if genre not in STYLES:
         raise ValueError(f"unknown genre {genre!r}; one of {', '.join(GENRES)}")
@@ -160,7 +161,8 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
     for role in ROLES:
         for k, name in enumerate(cast[role]):
             inst = INSTRUMENTS[name]
-            track = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=name)
+            program = (style.kits[0] if kit is None else kit) if inst.is_drum else inst.program
+            track = pretty_midi.Instrument(program=program, is_drum=inst.is_drum, name=name)
             writers[role](song, track, inst, k)
             _finish(track, song, role, k, inst)
             score.instruments.append(track)
@@ -210,11 +212,15 @@ def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
 
 
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int, sr: int = SAMPLE_RATE, soundfont=None
+            seed: int, kit: int | None = None, sr: int = SAMPLE_RATE, soundfont=None,
+            on_composed=None
             ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
     """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end."""
     from ..midi import render
-    score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed)
+    score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
+                           kit=kit)
+    if on_composed is not None:
+        on_composed()
     y = render(score, sr, soundfont=soundfont)
     n = int(round(length * sr))
     y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)

@@ -189,7 +189,8 @@ def _pitch(song: Song, pool: list[int], prev: int, target: float, chord: Chord,
         return min(goal or tones, key=lambda n: abs(n - prev))
     if strong:
         aim = prev + (2 if target > prev else -2)
-        return min(tones, key=lambda n: (abs(n - aim), n))
+        moving = [n for n in tones if n != prev] if rng.random() > 0.15 else tones
+        return min(moving or tones, key=lambda n: (abs(n - aim), n))
     i = min(range(len(pool)), key=lambda j: abs(pool[j] - prev))
     direction = 1 if target > prev else -1
     if rng.random() < 0.3:

@@ -113,7 +113,9 @@ def clamp_octave(note: int, low: int, high: int) -> int:
 def voicing_candidates(chord: Chord, n_voices: int, low: int, high: int) -> list[tuple[int, ...]]:
     """Close and open voicings of the chord's tones that fit inside [low, high]."""
     if chord.is_power:
-        return [(r, r + 7, r + 12) for r in range(low, high - 11) if r % 12 == chord.root]
+        roots = [r for r in range(low, high - 11) if r % 12 == chord.root]
+        roots = roots or [clamp_octave(chord.root + 48, low, max(low, high - 12))]
+        return [(r, r + 7, r + 12) for r in roots]
     tones = list(dict.fromkeys((chord.root + i) % 12 for i in chord.intervals))
     if len(tones) > n_voices:  # drop the fifth first, then the root (rootless jazz voicing)
         for drop in ((chord.root + chord.fifth) % 12, chord.root):
