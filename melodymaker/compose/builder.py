@@ -1,12 +1,11 @@
-"""The built-in library: composer clips written in GTZAN's layout and format, with sidecars.
-
-    python -m melodymaker library build --out genres --per-genre 100 --seed 0
-
-writes genres/<genre>/<genre>.00000.au (22050 Hz, mono, 16-bit PCM, exactly --duration
-seconds) and genres/<genre>/<genre>.00000.json (genre, tempo, key, instruments, seeds).
-Clip i of genre g depends only on (seed, g, i): a small build is a prefix of a larger one,
-the same seed gives the same bytes, and a rerun skips clips that are already there.
-"""
+"""The built-in library: composer clips written in GTZAN's layout and format, with sidecars."""
+#     python -m melodymaker library build --out genres --per-genre 100 --seed 0
+#
+# writes genres/<genre>/<genre>.00000.au (22050 Hz, mono, 16-bit PCM, exactly --duration
+# seconds) and genres/<genre>/<genre>.00000.json (genre, tempo, key, instruments, seeds).
+# Clip i of genre g depends only on (seed, g, i): a small build is a prefix of a larger one,
+# the same seed gives the same bytes, and a rerun skips clips that are already there.
+# Like GTZAN's, each clip is an excerpt: the song runs on past the clip's end.
 from __future__ import annotations
 
 import argparse

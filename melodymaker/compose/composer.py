@@ -1,10 +1,8 @@
-"""The composer: a genre style, tempo, length, instruments and seed -> a multi-track MIDI score.
-
-Instruments: each chosen instrument plays in its catalogue role (options.INSTRUMENTS) and
-replaces the genre's default there; roles nobody chose keep the genre's default (classical has
-no drums unless "drums" is chosen). Two instruments in one role share it: a second harmony
-instrument plays sustained pads, a second lead answers the first phrase by phrase.
-"""
+"""The composer: a genre style, tempo, length, instruments and seed -> a multi-track MIDI score."""
+# Instruments: each chosen instrument plays in its catalogue role (options.INSTRUMENTS) and
+# replaces the genre's default there; roles nobody chose keep the genre's default (classical has
+# no drums unless "drums" is chosen). Two instruments in one role share it: a second harmony
+# instrument plays sustained pads, a second lead answers the first phrase by phrase.
 from __future__ import annotations
 
 import random
@@ -26,6 +24,7 @@ TRIM_DB = {"piano": 6, "electric piano": -2, "organ": -1.5, "guitar": 2, "electr
            "bass": -2.5, "upright bass": -1.5, "synth bass": -3, "cello": -1, "drums": 0,
            "saxophone": -4.5, "trumpet": -2.5, "flute": -7, "violin": -3, "clarinet": 0,
            "synth": 5, "lead guitar": 4, "harmonica": 0, "vibraphone": -2.5}
+KIT_TRIM_DB = {0: 0, 8: -4, 16: -2.5, 24: -2.5, 25: -3.5, 32: 0, 40: 1, 48: 1}
 
 RING_MIN = 1.5
 """Seconds the final chord rings at least (shorter on very short requests)."""
@@ -69,7 +68,9 @@ class Song:
         unit = self.style.swing_unit
         span = 2 * unit
         pair, within = divmod(step, span)
-        frac, r = within / span, self.style.swing
+        # players swing less the faster they go: full swing up to 120 BPM, a third of it at 190
+        r = 0.5 + (self.style.swing - 0.5) * min(1.0, max(0.3, (220.0 - self.tempo) / 100.0))
+        frac = within / span
         swung = frac / 0.5 * r if frac <= 0.5 else r + (frac - 0.5) / 0.5 * (1 - r)
         return bar.start + (pair + swung) * span / 4 * self.beat
 
@@ -180,6 +181,8 @@ def _finish(track: pretty_midi.Instrument, song: Song, role: str, k: int, inst) 
     """Mix controllers at time 0; notes clamped to the instrument's range and the length."""
     mix = song.style.mix[role]
     db = mix.level + TRIM_DB.get(inst.name, 0.0) - 4.0 * k
+    if inst.is_drum:
+        db += KIT_TRIM_DB.get(track.program, 0.0)
     level = min(127, round(127 * 10 ** (db / 60)))
     pan = mix.pan if k == 0 else 128 - mix.pan
     for cc, value in ((7, level), (10, pan), (91, mix.reverb), (93, mix.chorus)):

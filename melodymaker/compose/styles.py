@@ -1,16 +1,14 @@
-"""The ten genre styles as data: grooves, bass lines, harmony, melody, form, instruments, mix.
-
-Patterns are one character per sixteenth note of a 4/4 bar (16 characters):
-  drums   'X' accent, 'x' normal, 'o' soft, 'g' ghost, '.' rest
-  bass    'R' chord root, '3' third, '5' fifth, '6' sixth, '7' seventh, 'b' flat seventh,
-          '8' octave, '2' ninth, '4' fourth, 'a' chromatic approach to the next chord's root,
-          'W' (alone) a walking line, '-' hold, '.' rest
-  harmony 'X' 'x' 'o' the whole chord (loud to soft), '0'-'4' one voice of it (arpeggio),
-          '-' hold, '.' rest
-Drum fills are 8 characters and replace the second half of a section's last bar.
-Progressions are Roman numerals relative to the tonic's major scale, one string per bar
-("ii7 V7" splits the bar); see theory.parse_chord.
-"""
+"""The ten genre styles as data: grooves, bass lines, harmony, melody, form, instruments, mix."""
+# Patterns are one character per sixteenth note of a 4/4 bar (16 characters):
+#   drums   'X' accent, 'x' normal, 'o' soft, 'g' ghost, '.' rest
+#   bass    'R' chord root, '3' third, '5' fifth, '6' sixth, '7' seventh, 'b' flat seventh,
+#           '8' octave, '2' ninth, '4' fourth, 'a' chromatic approach to the next chord's root,
+#           'W' (alone) a walking line, '-' hold, '.' rest
+#   harmony 'X' 'x' 'o' the whole chord (loud to soft), '0'-'4' one voice of it (arpeggio),
+#           '-' hold, '.' rest
+# Drum fills are 8 characters and replace the second half of a section's last bar.
+# Progressions are Roman numerals relative to the tonic's major scale, one string per bar
+# ("ii7 V7" splits the bar); see theory.parse_chord.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -240,7 +238,7 @@ _add(Style(
     instruments={"drums": ("drums",), "bass": ("synth bass", "bass"),
                  "harmony": ("electric piano", "synth pad"),
                  "lead": ("flute", "vibraphone", "synth", "saxophone")},
-    mix={"drums": Mix(-6, 64, 15), "bass": Mix(-8, 64, 5), "harmony": Mix(-7, 56, 35),
+    mix={"drums": Mix(-8, 64, 15), "bass": Mix(-8, 64, 5), "harmony": Mix(-7, 56, 35),
          "lead": Mix(-7, 72, 40)},
 ))
 
@@ -287,19 +285,19 @@ _add(Style(
           Section("A", groove=2, comp=2, bass=2)), cadence={"minor": "bVI5 bVII5"}, final={"minor": "i5"},
     grooves=({"kick": "x.x.x.x.x.x.x.x.", "snare": "....X.......X...", "hat": "x.x.x.x.x.x.x.x.",
               "crash": "x..............."},
-             {"kick": "xoxoxoxoxoxoxoxo", "snare": "....X.......X...", "ride": "x...x...x...x..."},
+             {"kick": "XoxoXoxoXoxoXoxo", "snare": "....X.......X...", "ride": "X...X...X...X..."},
              {"kick": "x.x.....x.x.....", "snare": "........X.......", "crash": "x...x...x...x..."}),
     fills=({"tom_hi": "xx......", "tom_mid": "..xx....", "tom_lo": "....xx..", "floor": "......xx"},
            {"snare": "xxxxXXXX", "kick": "x.x.x.x."}),
     bass=("R.R.R.R.R.R.R.R.", "R.RRR.RRR.RRR.RR", "R-------R-------"),
-    comp=("x.x.x.x.x.x.x.x.", "x.xxx.xxx.xxx.xx", "X-------X-------"),
+    comp=("X.o.x.o.X.o.x.o.", "X.ooX.ooX.ooX.oo", "X-------X-------"),
     comp_voices=3, comp_register=(40, 62), comp_legato=0.6, bass_center=33,
     melody=Melody({"minor": "harmonic minor"}, register=71, density=0.7, unit=1, shape="wave",
                   phrase_bars=2, rest=0.2, leap=0.25),
     kits=(16,),
     instruments={"drums": ("drums",), "bass": ("bass",),
                  "harmony": ("distorted guitar",), "lead": ("lead guitar", "synth")},
-    mix={"drums": Mix(-12, 64, 20), "bass": Mix(-10, 64, 5), "harmony": Mix(-5, 40, 25),
+    mix={"drums": Mix(-12, 64, 20), "bass": Mix(-10, 64, 5), "harmony": Mix(-6, 40, 25),
          "lead": Mix(-7, 88, 45)},
 ))
 

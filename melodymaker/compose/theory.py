@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import product
 
 NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
@@ -176,6 +175,3 @@ def walking_line(chord: Chord, next_root: int, start: int, low: int, high: int,
             line.append(choice(options[:3]))
     return line
 
-
-def all_keys(tonics: tuple[int, ...], modes: tuple[str, ...]) -> list[tuple[int, str]]:
-    return list(product(tonics, modes))
