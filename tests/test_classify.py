@@ -67,13 +67,14 @@ def trained(tmp_path_factory) -> Path:
         for i in range(6):
             sf.write(folder / f"{genre}.{i:05d}.au", synth(genre, 100 * gi + i), SR,
                      format="AU", subtype="PCM_16")
+            sidecar = {"genre": genre, "index": i, "library_seed": 7, "duration": SECONDS}
+            (folder / f"{genre}.{i:05d}.json").write_text(json.dumps(sidecar))  # as the builder writes
     (root / "genres" / "reggae" / "reggae.99999.au").write_bytes(b"not audio at all")
     out = root / "models" / "classifier"
     rc = main(["train", "--genres", str(root / "genres"), "--out", str(out), "--seed", "0",
                "--epochs", "12", "--crops-per-clip", "8", "--batch-size", "16", "--n-mels", "32",
                "--channels", "8,16,32", "--embed-dim", "32", "--segment", "1.5",
-               "--test-fraction", "0.34", "--workers", "1", "--eval-every", "6",
-               "--library-builder", "synthetic test library"])
+               "--test-fraction", "0.34", "--workers", "1", "--eval-every", "6"])
     assert rc == 0
     return out
 
@@ -81,11 +82,14 @@ def trained(tmp_path_factory) -> Path:
 def test_train_writes_checkpoint_and_card(trained):
     ck, card_path = trained / "classifier.pt", trained / "card.json"
     assert ck.is_file() and card_path.is_file()
+    assert "Held-out accuracy" in (trained / "README.md").read_text()
     assert ck.stat().st_size < 5_000_000
     card = json.loads(card_path.read_text())
     assert card["command"].startswith("python -m melodymaker.classify train --genres ")
-    assert card["library"]["builder"] == "synthetic test library"
-    assert card["library"]["per_genre"] == {g: 6 for g in KINDS}
+    assert card["library"]["builder"] == ("python -m melodymaker library build --out genres "
+                                          "--per-genre 6 --seed 7 --duration 6")
+    assert card["library"]["library_seed"] == 7 and card["library"]["per_genre"] == 6
+    assert card["library"]["counts"] == {g: 6 for g in KINDS}
     assert any("reggae.99999.au" in s["path"] for s in card["library"]["skipped"])
     for name in ("cnn", "baseline"):
         result = card["results"][name]
@@ -147,7 +151,8 @@ def test_embeddings_are_unit_and_group_by_genre(trained):
             probs, v = clf.predict_and_embed(synth(genre, 20_000 + 10 * gi + i), SR)
             assert v.dtype == np.float32 and v.shape == (clf.embedding_size,)
             assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
-            assert probs == clf.predict(synth(genre, 20_000 + 10 * gi + i), SR)
+            if i == 0:
+                assert probs == clf.predict(synth(genre, 20_000 + 10 * gi + i), SR)
             vectors.append(v)
             labels.append(genre)
     sims = np.stack(vectors) @ np.stack(vectors).T

@@ -33,7 +33,8 @@ class GenreClassifier:
     features; embedding = the standardised features. Either way embeddings are L2-normalised.
     """
 
-    def __init__(self, checkpoint: dict, *, name: str = CHECKPOINT_NAME, version: str = "unsaved"):
+    def __init__(self, checkpoint: dict, *, name: str = CHECKPOINT_NAME, version: str = "unsaved",
+                 warm_up: bool = True):
         ck = _validate(checkpoint)
         self.checkpoint_name, self.version = name, version
         self.backend: str = ck["backend"]
@@ -54,6 +55,8 @@ class GenreClassifier:
             self._lin_scale = lin["scale"].double().numpy()
             self._lin_coef = lin["coef"].double().numpy()
             self._lin_intercept = lin["intercept"].double().numpy()
+        if warm_up:  # librosa's filters and features compile on first use: pay that here, once
+            self.predict_and_embed(np.zeros(self.mel.sr // 2, dtype=np.float32), self.mel.sr)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "GenreClassifier":

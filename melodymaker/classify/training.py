@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..options import GENRES, SAMPLE_RATE
+from .card import library_facts, render_markdown
 from .classifier import CHECKPOINT_NAME, FORMAT, FORMAT_VERSION, GenreClassifier
 from .features import SUMMARY_NAMES, MelParams, clip_features
 from .model import GenreCNN, ModelArgs
@@ -38,7 +39,7 @@ class TrainConfig:
     out: str = field(default="models/classifier", metadata={"help": "where classifier.pt and card.json go"})
     seed: int = field(default=0, metadata={"help": "split, initialisation and augmentation seed"})
     test_fraction: float = field(default=0.2, metadata={"help": "share of each genre's clips held out"})
-    epochs: int = field(default=14, metadata={"help": "passes over the training clips"})
+    epochs: int = field(default=8, metadata={"help": "passes over the training clips"})
     crops_per_clip: int = field(default=6, metadata={"help": "random windows per clip per epoch"})
     batch_size: int = 64
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate (one-cycle schedule)"})
@@ -263,7 +264,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         model.eval()
         clf = GenreClassifier({**base_ck, "backend": "cnn", "model_args": model.args.asdict(),
                                "state_dict": model.state_dict(), "norm_mean": torch.from_numpy(mean[:, 0]),
-                               "norm_std": torch.from_numpy(std[:, 0])})
+                               "norm_std": torch.from_numpy(std[:, 0])}, warm_up=False)
         probs = [clf.from_logmel(feats[k][0].astype(np.float32))[0] for k in test_keys]
         loss = float(np.mean([-np.log(max(p[t], 1e-9)) for p, t in zip(probs, y_test)]))
         acc = float(np.mean([int(np.argmax(p)) == t for p, t in zip(probs, y_test)]))
@@ -279,7 +280,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
     ck = {**base_ck, "model_args": model.args.asdict(), "state_dict": model.state_dict(),
           "norm_mean": torch.from_numpy(norm["mean"].copy()), "norm_std": torch.from_numpy(norm["std"].copy()),
           "linear": linear, "epoch": cfg.epochs, "step": history[-1]["step"] if history else 0}
-    clf = GenreClassifier({**ck, "backend": "cnn"})
+    clf = GenreClassifier({**ck, "backend": "cnn"}, warm_up=False)
     cnn = scores(y_test, [int(np.argmax(clf.from_logmel(feats[k][0].astype(np.float32))[0]))
                           for k in test_keys], genres)
     base = scores(y_test, [int(np.argmax(clf.from_summary(feats[k][1])[0])) for k in test_keys], genres)
@@ -302,7 +303,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         "ship_rule": "the CNN unless the baseline is strictly more accurate on the held-out clips"
                      if cfg.backend == "auto" else f"--backend {cfg.backend}",
         "command": command or "python -m melodymaker.classify train " + " ".join(_argv(cfg)),
-        "library": _library_facts(root, cfg, clips, library, unreadable),
+        "library": library_facts(root, clips, library, unreadable, builder=cfg.library_builder),
         "split": {"method": "stratified by clip (per genre, seeded); every window of a clip stays "
                             "on its clip's side", "seed": cfg.seed, "test_fraction": cfg.test_fraction,
                   "train": len(train_keys), "test": len(test_keys),
@@ -327,24 +328,10 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _atomic(out / CARD_NAME, lambda p: Path(p).write_text(json.dumps(card, indent=2) + "\n"))
+    _atomic(out / "README.md", lambda p: Path(p).write_text(render_markdown(card)))
     log(f"wrote {ck_path} ({card['checkpoint_bytes'] / 1e6:.2f} MB) and {out / CARD_NAME} "
         f"in {wall:.0f} s")
     return card
-
-
-def _library_facts(root: Path, cfg: TrainConfig, clips, library, unreadable) -> dict:
-    facts = {"path": str(root), "clips": sum(len(c) for c in clips.values()),
-             "per_genre": {g: len(c) for g, c in clips.items() if c},
-             "skipped": [{"path": s.path, "reason": s.reason} for s in library.skipped] + unreadable}
-    if cfg.library_builder:
-        facts["builder"] = cfg.library_builder
-    sidecars = sorted(root.glob("*/*.json"))
-    if sidecars:  # the built-in library records how each clip was made
-        try:
-            facts["sidecar_example"] = json.loads(sidecars[0].read_text())
-        except (OSError, ValueError):
-            pass
-    return facts
 
 
 def _device() -> str:
