@@ -1,0 +1,358 @@
+// The Create screen: the request form built from /api/options, mode capability notes, and a
+// generation job followed to the end (progress, cancel, errors in plain words next to the field).
+import { api, ApiError, sentence } from "./api.js";
+import { $, h, duration, capitalise, sleep, GENRE_COLOURS, ICONS } from "./util.js";
+
+const FIELDS = ["genre", "instruments", "tempo", "length", "mode", "seed", "candidates"];
+const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
+const SETTINGS_KEY = "melodymaker.settings";
+const SEED_MAX = 2147483647;
+
+let options = null;
+let counts = {};          // library clips per genre
+let onDone = () => {};
+let job = null;           // the job being followed: {id}
+
+export function initCreate({ options: opts, counts: libraryCounts, classifier, onTrackDone }) {
+  options = opts;
+  counts = libraryCounts || {};
+  onDone = onTrackDone;
+  renderGenres();
+  renderInstruments();
+  renderPresets();
+  renderModes();
+  if (classifier && !classifier.available) {
+    $("candidates-hint").textContent = "Needs the genre classifier to choose among versions, " +
+      "which is not available here, so only 1 works for now.";
+  }
+  restoreSettings();
+  const form = $("generate-form");
+  form.addEventListener("input", (e) => onInput(e.target));
+  form.addEventListener("change", (e) => onInput(e.target));
+  form.addEventListener("submit", submit);
+  $("surprise").addEventListener("click", surprise);
+  $("surprise").insertAdjacentHTML("afterbegin", ICONS.dice);
+  $("cancel").addEventListener("click", cancel);
+  onInput(null);
+}
+
+/** Preselect a genre (from a Discover card). */
+export function selectGenre(name) {
+  const radio = document.querySelector(`input[name="genre"][value="${name}"]`);
+  if (radio) { radio.checked = true; onInput(radio); }
+}
+
+// -- building the form ----------------------------------------------------------------------
+function renderGenres() {
+  $("genres").replaceChildren(...options.genres.map((g) => h("label",
+    { class: "genre-tile", style: `--genre: ${GENRE_COLOURS[g.name] || "#6d4aff"}` },
+    h("input", { type: "radio", name: "genre", value: g.name }),
+    h("span", { class: "tile-name" }, g.label),
+    h("span", { class: "tile-count", dataset: { genre: g.name } }))));
+  const first = options.genres.find((g) => counts[g.name] > 0) || options.genres[0];
+  selectGenreQuietly(first.name);
+}
+
+function selectGenreQuietly(name) {
+  const radio = document.querySelector(`input[name="genre"][value="${name}"]`);
+  if (radio) radio.checked = true;
+}
+
+function renderInstruments() {
+  const byRole = {};
+  for (const i of options.instruments) (byRole[i.role] ||= []).push(i);
+  $("instruments").replaceChildren(...Object.entries(byRole).map(([role, list]) => h("div",
+    { class: "instrument-group", role: "group", "aria-label": ROLE_NAMES[role] || role },
+    h("p", { class: "group-name", "aria-hidden": "true" }, ROLE_NAMES[role] || role),
+    h("div", { class: "chips" }, list.map((i) => h("label", { class: "chip" },
+      h("input", { type: "checkbox", name: "instruments", value: i.name }),
+      h("span", {}, i.label)))))));
+}
+
+function renderPresets() {
+  $("tempo-presets").replaceChildren(...options.tempo.presets.map((p) => {
+    const name = p.label.replace(/\s*\(.*\)/, "");
+    const bpm = Math.round((p.low + p.high) / 2);
+    return h("button", { type: "button", class: "preset", dataset: { low: p.low, high: p.high },
+      "aria-pressed": "false", title: p.label, onclick: () => setPair("tempo", bpm) },
+      h("strong", {}, name), h("small", {}, `${p.low}–${p.high}`));
+  }));
+  $("length-presets").replaceChildren(...options.length.presets.map((p) => {
+    const name = p.label.replace(/\s*\(.*\)/, "");
+    return h("button", { type: "button", class: "preset", dataset: { low: p.seconds, high: p.seconds },
+      "aria-pressed": "false", title: p.label, onclick: () => setPair("length", p.seconds) },
+      h("strong", {}, name), h("small", {}, duration(p.seconds)));
+  }));
+}
+
+const CAPS = [
+  ["instruments", "Instruments", "ignored"],
+  ["tempo", "Tempo", "stretched"],
+  ["length", "Length", "trimmed"],
+  ["midi", "MIDI", "transcribed"],
+];
+
+function renderModes() {
+  const firstAvailable = options.modes.find((m) => m.available);
+  $("modes").replaceChildren(...options.modes.map((m) => h("label",
+    { class: `mode${m.available ? "" : " unavailable"}` },
+    h("input", { type: "radio", name: "mode", value: m.name, disabled: !m.available,
+      checked: m === firstAvailable, "aria-describedby": `mode-${m.name}-desc` }),
+    h("span", { class: "mode-body", id: `mode-${m.name}-desc` },
+      h("span", { class: "mode-title" }, m.label, h("code", {}, m.name)),
+      h("span", { class: "mode-desc" }, m.description),
+      m.available
+        ? h("span", { class: "caps" }, CAPS.map(([key, label, otherwise]) => m.capabilities[key]
+          ? h("span", { class: "cap yes" }, `${label} ✓`)
+          : h("span", { class: "cap no" }, `${label}: ${otherwise}`)))
+        : h("span", { class: "mode-reason" }, `Unavailable: ${m.reason}`)))));
+}
+
+// -- keeping the controls, notes and summary in step ----------------------------------------
+function setPair(name, value) {
+  $(name).value = value;
+  $(`${name}-range`).value = value;
+  onInput($(name));
+}
+
+function onInput(target) {
+  if (target && (target.id === "tempo-range" || target.id === "length-range")) {
+    $(target.id.replace("-range", "")).value = target.value;
+  } else if (target && (target.id === "tempo" || target.id === "length")) {
+    if (target.value !== "" && Number.isFinite(Number(target.value))) $(`${target.id}-range`).value = target.value;
+  }
+  if (target && target.name) clearFieldError(target.name === "tempo-range" ? "tempo" : target.name);
+  for (const name of ["tempo", "length"]) {
+    const value = Number($(name).value);
+    for (const b of $(`${name}-presets`).children) {
+      b.setAttribute("aria-pressed", String(value >= Number(b.dataset.low) && value <= Number(b.dataset.high)));
+    }
+  }
+  const length = Number($("length").value);
+  $("length-words").textContent = Number.isFinite(length) && length >= 60 ? duration(length) : "";
+  const picked = document.querySelectorAll('input[name="instruments"]:checked').length;
+  document.querySelector("#field-instruments .optional").textContent = picked ? `${picked} chosen` : "optional";
+  updateModeNotes();
+  updateSummary();
+}
+
+function currentMode() {
+  const name = (document.querySelector('input[name="mode"]:checked') || {}).value;
+  return options.modes.find((m) => m.name === name) || null;
+}
+
+function updateModeNotes() {
+  const mode = currentMode();
+  const caps = mode ? mode.capabilities : { instruments: true, tempo: true, length: true, midi: true };
+  const label = mode ? mode.label : "";
+  note("instruments-note", !caps.instruments,
+    `Ignored by this mode: ${label} cannot choose instruments, so you hear the genre's own sound. ` +
+    "Pick the Composer mode to hear exactly these.");
+  note("tempo-note", !caps.tempo,
+    `Approximated: ${label} has no tempo control of its own; the result is time-stretched to this tempo.`);
+  note("length-note", !caps.length,
+    `Approximated: ${label} makes audio of its own length; it is trimmed or looped to this length.`);
+  $("field-instruments").classList.toggle("approximated", !caps.instruments);
+  const dataset = mode && mode.name === "dataset";
+  for (const span of document.querySelectorAll(".tile-count")) {
+    const n = counts[span.dataset.genre] || 0;
+    span.textContent = dataset ? (n ? `${n} clip${n === 1 ? "" : "s"}` : "no clips") : "";
+    span.closest(".genre-tile").classList.toggle("no-clips", dataset && !n);
+  }
+}
+
+function note(id, show, text) {
+  $(id).hidden = !show;
+  $(id).textContent = show ? text : "";
+}
+
+function updateSummary() {
+  const request = readRequest();
+  const mode = currentMode();
+  const genre = options.genres.find((g) => g.name === request.genre);
+  const labels = request.instruments.map((n) => options.instruments.find((i) => i.name === n)?.label || n);
+  const rows = [
+    ["Genre", genre ? genre.label : "—"],
+    ["Instruments", labels.length ? labels.join(", ") : "the genre's usual band"],
+    ["Tempo", request.tempo !== undefined ? `${request.tempo} BPM` : "the genre's own"],
+    ["Length", typeof request.length === "number" ? duration(request.length) : String(request.length ?? "30 s")],
+    ["Mode", mode ? mode.label : "—"],
+    ["Seed", request.seed !== undefined ? String(request.seed) : "random"],
+    ["Candidates", String(request.candidates ?? 1)],
+  ];
+  if (mode && !mode.capabilities.midi) rows.push(["MIDI", "a transcription of the audio"]);
+  $("summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function surprise() {
+  const n = crypto.getRandomValues(new Uint32Array(1))[0] % (SEED_MAX + 1);
+  $("seed").value = String(n);
+  onInput($("seed"));
+}
+
+/** The request as the server expects it; text that is not a number goes as typed, for the server to explain. */
+function readRequest() {
+  const form = new FormData($("generate-form"));
+  const body = { genre: form.get("genre"), instruments: form.getAll("instruments"),
+                 mode: form.get("mode") || undefined };
+  for (const name of ["tempo", "length", "seed", "candidates"]) {
+    const raw = String(form.get(name) ?? "").trim();
+    if (raw !== "") body[name] = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+  }
+  return body;
+}
+
+function saveSettings(body) {
+  try {
+    const { seed, ...rest } = body;
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify(rest));
+  } catch { /* private mode: nothing to remember */ }
+}
+
+function restoreSettings() {
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) || "null"); } catch { saved = null; }
+  if (!saved) return;
+  if (saved.genre) selectGenreQuietly(saved.genre);
+  for (const box of document.querySelectorAll('input[name="instruments"]')) {
+    box.checked = (saved.instruments || []).includes(box.value);
+  }
+  if (saved.tempo !== undefined) setPair("tempo", saved.tempo);
+  if (saved.length !== undefined) setPair("length", saved.length);
+  if (saved.candidates !== undefined) $("candidates").value = saved.candidates;
+  const mode = document.querySelector(`input[name="mode"][value="${saved.mode}"]:not(:disabled)`);
+  if (mode) mode.checked = true;
+}
+
+// -- the job ---------------------------------------------------------------------------------
+async function submit(event) {
+  event.preventDefault();
+  if (job) return;
+  clearErrors();
+  const body = readRequest();
+  saveSettings(body);
+  setBusy(true);
+  showProgress({ status: "queued", progress: 0, message: "sending the request" });
+  let started;
+  try {
+    started = await api("/api/tracks", { method: "POST", body });
+  } catch (err) {
+    setBusy(false);
+    showError(err);
+    return;
+  }
+  job = { id: started.id };
+  await follow(job);
+}
+
+async function follow(current) {
+  let failures = 0;
+  for (;;) {
+    let state;
+    try {
+      state = await api(`/api/tracks/${current.id}`);
+      failures = 0;
+    } catch (err) {
+      if (++failures < 5) { await sleep(800); continue; }
+      finish();
+      showError(err);
+      return;
+    }
+    showProgress(state);
+    if (state.status === "done") {
+      finish();
+      status(`Done in ${state.meta.timings.total.toFixed(1)} s.`);
+      onDone(state);
+      return;
+    }
+    if (state.status === "error") {
+      finish();
+      const e = state.error || {};
+      showError(new ApiError(sentence(e.message || "the generation failed"), { status: e.status, field: e.field }));
+      return;
+    }
+    if (state.status === "cancelled") {
+      finish();
+      status("Cancelled. Nothing was made.");
+      return;
+    }
+    await sleep(350);
+  }
+}
+
+async function cancel() {
+  if (!job) return;
+  $("cancel").disabled = true;
+  $("job-status").textContent = "Cancelling…";
+  try {
+    await api(`/api/tracks/${job.id}/cancel`, { method: "POST" });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function finish() {
+  job = null;
+  setBusy(false);
+}
+
+function setBusy(busy) {
+  $("generate").disabled = busy;
+  $("generate").textContent = busy ? "Generating…" : "Generate";
+  $("job").hidden = !busy;
+  $("cancel").disabled = !busy;
+  if (busy) status("");
+}
+
+function showProgress(state) {
+  const p = Math.round((state.progress || 0) * 100);
+  const words = state.status === "queued" ? "Waiting for a free worker…"
+    : state.status === "running" ? `${capitalise(state.message || "working")}…` : capitalise(state.status);
+  $("job-status").textContent = words;
+  $("job-percent").textContent = `${p}%`;
+  $("job-bar").setAttribute("aria-valuenow", String(p));
+  $("job-bar").firstElementChild.style.width = `${p}%`;
+}
+
+function status(text) {
+  $("form-status").textContent = text;
+}
+
+// -- errors ----------------------------------------------------------------------------------
+function showError(err) {
+  const field = err.field && FIELDS.includes(err.field) ? err.field : null;
+  const message = err.message || String(err);
+  if (field) {
+    const box = $(`${field}-error`);
+    box.textContent = message;
+    box.hidden = false;
+    const input = field === "genre" || field === "mode" || field === "instruments" ? $(`field-${field}`) : $(field);
+    input.setAttribute("aria-invalid", "true");
+    $(`field-${field}`).classList.add("invalid");
+    const named = message.toLowerCase().includes(field);
+    $("form-error").textContent = named ? message : `${capitalise(field)}: ${message}`;
+    $(`field-${field}`).scrollIntoView({ block: "center", behavior: "smooth" });
+  } else {
+    $("form-error").textContent = message;
+  }
+  $("form-error").hidden = false;
+}
+
+function clearFieldError(field) {
+  if (!FIELDS.includes(field)) return;
+  const box = $(`${field}-error`);
+  if (box.hidden) return;
+  box.hidden = true;
+  box.textContent = "";
+  $(`field-${field}`).classList.remove("invalid");
+  document.querySelectorAll("[aria-invalid]").forEach((el) => {
+    if (el.id === field || el.id === `field-${field}`) el.removeAttribute("aria-invalid");
+  });
+  $("form-error").hidden = true;
+}
+
+function clearErrors() {
+  FIELDS.forEach(clearFieldError);
+  $("form-error").hidden = true;
+  $("form-error").textContent = "";
+}
