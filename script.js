@@ -2,7 +2,7 @@
 // Modules under assets/js/: api (fetch + errors), create (the form and the job),
 // player (audio, waveform, visualizer), library (demos, similar clips), util.
 import { api } from "/assets/js/api.js";
-import { initCreate, selectGenre } from "/assets/js/create.js";
+import { initCreate, selectGenre, showClassifier } from "/assets/js/create.js";
 import { initPreview, pausePreview, renderDiscover, renderSimilar, togglePreviewIfLoaded } from "/assets/js/library.js";
 import { Player } from "/assets/js/player.js";
 import { $, h, ago, bpm, clock, duration, percent, capitalise, GENRE_COLOURS, ICONS } from "/assets/js/util.js";
@@ -213,17 +213,15 @@ async function start() {
   state.options = options;
   for (const m of options.modes) state.modeLabels[m.name] = m.label;
   for (const g of options.genres) state.genreLabels[g.name] = g.label;
-  const [health, library] = await Promise.all([
-    api("/api/health").catch(() => null),
-    renderDiscover(options, { onPick: (genre) => selectGenre(genre) }).catch((err) => {
-      $("library-summary").textContent = `Could not load the library. ${err.message}`;
-      return null;
-    }),
-  ]);
+  // health can be slow on a fresh server (it loads the classifier): never wait for it
+  api("/api/health").then((health) => showClassifier(health.classifier)).catch(() => {});
+  const library = await renderDiscover(options, { onPick: (genre) => selectGenre(genre) }).catch((err) => {
+    $("library-summary").textContent = `Could not load the library. ${err.message}`;
+    return null;
+  });
   initCreate({
     options,
     counts: library ? library.per_genre : {},
-    classifier: health ? health.classifier : null,
     onTrackDone: async (track) => {
       await loadHistory();
       go(`#listen/${track.id}`);

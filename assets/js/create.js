@@ -13,7 +13,7 @@ let counts = {};          // library clips per genre
 let onDone = () => {};
 let job = null;           // the job being followed: {id}
 
-export function initCreate({ options: opts, counts: libraryCounts, classifier, onTrackDone }) {
+export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }) {
   options = opts;
   counts = libraryCounts || {};
   onDone = onTrackDone;
@@ -21,10 +21,6 @@ export function initCreate({ options: opts, counts: libraryCounts, classifier, o
   renderInstruments();
   renderPresets();
   renderModes();
-  if (classifier && !classifier.available) {
-    $("candidates-hint").textContent = "Needs the genre classifier to choose among versions, " +
-      "which is not available here, so only 1 works for now.";
-  }
   restoreSettings();
   const form = $("generate-form");
   form.addEventListener("input", (e) => onInput(e.target));
@@ -34,6 +30,14 @@ export function initCreate({ options: opts, counts: libraryCounts, classifier, o
   $("surprise").insertAdjacentHTML("afterbegin", ICONS.dice);
   $("cancel").addEventListener("click", cancel);
   onInput(null);
+}
+
+/** Say up front when best-of-N cannot work here (health arrives after the form is usable). */
+export function showClassifier(classifier) {
+  if (classifier && !classifier.available) {
+    $("candidates-hint").textContent = "Needs the genre classifier to choose among versions, " +
+      "which is not available here, so only 1 works for now.";
+  }
 }
 
 /** Preselect a genre (from a Discover card). */
