@@ -225,3 +225,15 @@ def test_truncated_checkpoint(trained, tmp_path):
     with pytest.raises(ValueError, match="classifier.pt"):
         load_classifier(tmp_path)
     assert isinstance(GenreClassifier.from_file(trained / "classifier.pt"), GenreClassifier)
+
+
+def test_features_match_librosa():
+    import librosa
+    from melodymaker.classify.features import MelParams, _mel_basis, spectrum
+    mel = MelParams()
+    y = synth("classical", 3, seconds=4.0) + 0.01 * np.random.default_rng(0).standard_normal(4 * SR).astype(np.float32)
+    S = spectrum(y, mel)
+    ref = np.abs(librosa.stft(y, n_fft=mel.n_fft, hop_length=mel.hop))
+    assert S.shape == ref.shape and np.allclose(S, ref, atol=1e-3 * ref.max())
+    basis = librosa.filters.mel(sr=SR, n_fft=mel.n_fft, n_mels=mel.n_mels, fmin=mel.fmin, fmax=mel.fmax)
+    assert np.allclose(_mel_basis(SR, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax), basis, atol=1e-7)

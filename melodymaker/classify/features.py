@@ -66,10 +66,36 @@ def _hann(n: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import librosa
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    """librosa.filters.mel (Slaney scale and area norm), shape (n_mels, 1 + n_fft // 2).
+
+    Written out because librosa's first call takes over a second, on the first request.
+    """
+    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    ramps = mel_points[:, None] - fft_freqs[None, :]
+    widths = np.diff(mel_points)
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    basis = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (mel_points[2:] - mel_points[:-2]))[:, None]
+    basis = basis.astype(np.float32)
     basis.setflags(write=False)  # shared by every thread
     return basis
+
+
+_F_SP, _MIN_LOG_HZ, _LOGSTEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+
+
+def _hz_to_mel(f):
+    f = np.asarray(f, dtype=np.float64)
+    linear = f / _F_SP
+    log = _MIN_LOG_HZ / _F_SP + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(f >= _MIN_LOG_HZ, log, linear)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    min_log_mel = _MIN_LOG_HZ / _F_SP
+    return np.where(m >= min_log_mel, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - min_log_mel)), _F_SP * m)
 
 
 def log_mel(S: np.ndarray, mel: MelParams) -> np.ndarray:
