@@ -207,10 +207,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app()
+    service = app.extensions["melodymaker"]
+    try:  # N workers share the cores: one torch thread each beats oversubscription
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // service.settings.workers))
+    except ImportError:
+        pass
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}/"
-    log.info("MelodyMaker serving on %s (library: %d clips)", url, len(app.extensions["melodymaker"].library))
-    # analyse the library in the background, so the first generation does not wait for it
-    threading.Thread(target=app.extensions["melodymaker"].library.analyse_all, daemon=True).start()
+    log.info("MelodyMaker serving on %s (library: %d clips)", url, len(service.library))
+    # load the classifier, analyse and embed the library in the background
+    threading.Thread(target=service.warm_up, daemon=True).start()
     if not args.no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     from waitress import serve

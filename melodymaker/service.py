@@ -78,12 +78,25 @@ class Service:
                     self.classifier_reason = f"{type(e).__name__}: {e}"
             return self._classifier
 
+    def warm_up(self) -> None:
+        """Load the classifier, then analyse and embed the library: the server does this in the
+        background at start, so the first request does not pay for it."""
+        clf = self.classifier()
+        self.library.analyse_all()
+        if clf is not None:
+            self.library.embeddings(clf, self._classifier_version())
+
     def _need_classifier(self, what: str, field: str | None = None):
         clf = self.classifier()
         if clf is None:
             raise ModeUnavailable(f"{what} needs the genre classifier, which is unavailable: "
                                   f"{self.classifier_reason}", field=field)
         return clf
+
+    def classifier_status(self) -> dict:
+        clf = self.classifier()
+        return {"available": clf is not None, "reason": self.classifier_reason,
+                **({"info": clf.info} if clf is not None else {})}
 
     def classify(self, y, sr: int) -> dict:
         """Genre probabilities of audio, best first."""
@@ -207,6 +220,7 @@ class Service:
             "length": {"min": opt.LENGTH_MIN, "max": opt.LENGTH_MAX, "default": opt.LENGTH_DEFAULT,
                        "presets": [{"label": k, "seconds": v} for k, v in opt.LENGTH_PRESETS.items()]},
             "modes": [e.describe() for e in self.engines.values()],
+            "classifier": self.classifier_status(),
             "generate_mode": {str(n): m for n, m in opt.MODE_NUMBERS.items()},
             "formats": list(opt.FORMATS),
             "sample_rate": opt.SAMPLE_RATE,
@@ -222,10 +236,7 @@ class Service:
         return audio.encode(y, opt.SAMPLE_RATE, "wav")
 
     def health(self) -> dict:
-        clf = self.classifier()
-        return {"status": "ok", "version": __version__,
-                "classifier": {"available": clf is not None, "reason": self.classifier_reason,
-                               **({"info": clf.info} if clf is not None else {})}, "uptime": round(time.time() - self.started, 1),
+        return {"status": "ok", "version": __version__, "classifier": self.classifier_status(), "uptime": round(time.time() - self.started, 1),
                 "library": {"root": str(self.library.root), "clips": len(self.library),
                             "per_genre": self.library.counts(),
                             "skipped": [s.__dict__ for s in self.library.skipped]},

@@ -88,3 +88,29 @@ def app(settings):
 @pytest.fixture()
 def client(app):
     return app.test_client()
+
+
+COMPOSED_GENRES = ("classical", "disco", "metal", "reggae")
+
+
+@pytest.fixture(scope="session")
+def composed_library(tmp_path_factory) -> Path:
+    """Five 8-second composer clips of four genres, built by the real library builder."""
+    from melodymaker.compose.builder import build_library
+    root = tmp_path_factory.mktemp("composed") / "genres"
+    build_library(root, per_genre=5, seed=0, duration=8.0, workers=2, progress=False,
+                  genres=COMPOSED_GENRES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(composed_library, tmp_path_factory) -> Path:
+    """A models/ folder holding a small classifier trained on composed_library through its CLI."""
+    from melodymaker.classify.training import main
+    models = tmp_path_factory.mktemp("models")
+    rc = main(["train", "--genres", str(composed_library), "--out", str(models / "classifier"),
+               "--seed", "0", "--epochs", "6", "--crops-per-clip", "6", "--batch-size", "16",
+               "--n-mels", "32", "--channels", "8,16,32", "--embed-dim", "32", "--segment", "2.0",
+               "--test-fraction", "0.2", "--workers", "1", "--eval-every", "6"])
+    assert rc == 0
+    return models
