@@ -208,11 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app()
     service = app.extensions["melodymaker"]
-    try:  # N workers share the cores: one torch thread each beats oversubscription
-        import torch
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // service.settings.workers))
-    except ImportError:
-        pass
+    service.share_cores()
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}/"
     log.info("MelodyMaker serving on %s (library: %d clips)", url, len(service.library))
     # load the classifier, analyse and embed the library in the background

@@ -5,6 +5,7 @@ The web routes, the job queue, the CLI and `evaluate` all go through Service.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from pathlib import Path
@@ -77,6 +78,14 @@ class Service:
                 except Exception as e:  # missing or broken checkpoint: a reason, never a crash
                     self.classifier_reason = f"{type(e).__name__}: {e}"
             return self._classifier
+
+    def share_cores(self) -> None:
+        """Workers share the cores: a torch thread pool per worker would oversubscribe them."""
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.settings.workers))
 
     def warm_up(self) -> None:
         """Load the classifier, then analyse and embed the library: the server does this in the
