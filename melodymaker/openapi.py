@@ -50,6 +50,7 @@ def spec() -> dict:
     body = {"required": True, "content": {"application/json": {"schema": generation}}}
     common = {"400": _error("a field is invalid; `field` names it"),
               "503": _error("the mode is unavailable here; the message says why"),
+              "413": _error("the body is over the upload limit"),
               "429": _error("too many generations queued; see Retry-After")}
     return {
         "openapi": "3.0.3",

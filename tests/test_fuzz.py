@@ -88,3 +88,13 @@ def test_api_contract(fuzz_app, method, path, mode):
         case.call_and_validate(checks=CHECKS)
 
     run()
+
+
+@pytest.mark.parametrize("path", ["/generate", "/api/tracks"])
+def test_oversized_generation_body_is_a_documented_413(fuzz_app, path):
+    """Bodies over MAX_CONTENT_LENGTH are refused with 413 on every route, so the spec says so."""
+    from melodymaker.openapi import spec
+    big = b'{"genre": "rock", "pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    r = fuzz_app.test_client().post(path, data=big, content_type="application/json")
+    assert r.status_code == 413 and r.json["status"] == "error"
+    assert "413" in spec()["paths"][path]["post"]["responses"]
