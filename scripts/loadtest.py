@@ -1,0 +1,212 @@
+"""Concurrency load test: simultaneous POST /generate requests across modes against a local server.
+
+    python scripts/loadtest.py --start --requests 64 --concurrency 16 --length 10
+    python scripts/loadtest.py --url http://127.0.0.1:8090 --requests 16 --modes dataset,compose
+
+Every answer must be either 200 with a WAV of exactly --length seconds (decoded with soundfile),
+or a refusal (429 or 503) with a Retry-After header and a JSON error body. Prints requests,
+successes, refusals, errors, median and p95 latency (and --json writes them). Exits 1 on any 5xx
+other than a well-formed refusal, any timeout, connection error or corrupted file.
+Talks to 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 22050
+MAX_REQUESTS, MAX_CONCURRENCY = 1000, 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, log_path: Path | None) -> subprocess.Popen:
+    """`python app.py` on 127.0.0.1:port; MELODYMAKER_* settings come from the environment."""
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1",
+                             "--port", str(port), "--no-browser"], cwd=ROOT, stdout=out,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_ready(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn.request("GET", "/api/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server on port {port} was not ready within {timeout:.0f} s")
+
+
+def one_request(host: str, port: int, body: dict, length: float, timeout: float) -> dict:
+    """POST /generate and judge the answer: ok | refused | error (with why)."""
+    t0 = time.perf_counter()
+    result = {"mode": body["mode"], "genre": body["genre"], "status": None}
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("POST", "/generate", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        headers = {k.lower(): v for k, v in r.getheaders()}
+        conn.close()
+    except (OSError, http.client.HTTPException) as e:  # socket.timeout is an OSError
+        kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else "connection"
+        result.update(outcome="error", why=f"{kind}: {type(e).__name__}: {e}")
+        result["latency"] = time.perf_counter() - t0
+        return result
+    result["latency"] = time.perf_counter() - t0
+    result["status"] = r.status
+    if r.status == 200:
+        try:
+            y, sr = sf.read(io.BytesIO(data), dtype="float32")
+        except Exception as e:
+            result.update(outcome="error", why=f"corrupted WAV: {type(e).__name__}: {e}")
+            return result
+        want = int(round(length * SR))
+        if sr != SR or len(y) != want:
+            result.update(outcome="error", why=f"WAV is {len(y)} samples at {sr} Hz, want {want} at {SR}")
+        elif "x-track-id" not in headers:
+            result.update(outcome="error", why="200 without X-Track-Id")
+        else:
+            result["outcome"] = "ok"
+        return result
+    try:
+        payload = json.loads(data)
+        json_error = isinstance(payload, dict) and payload.get("status") == "error" and "message" in payload
+    except ValueError:
+        payload, json_error = None, False
+    if r.status in (429, 503) and "retry-after" in headers and json_error:
+        result.update(outcome="refused", retry_after=headers["retry-after"])
+    else:
+        result.update(outcome="error", why=f"HTTP {r.status} (retry-after: {headers.get('retry-after')}, "
+                                           f"body: {data[:200]!r})")
+    return result
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+
+
+def run(host: str, port: int, *, requests: int, concurrency: int, modes: list[str], genres: list[str],
+        length: float, timeout: float) -> dict:
+    bodies = [{"genre": genres[i % len(genres)], "mode": modes[i % len(modes)], "length": length,
+               "seed": i, "format": "wav"} for i in range(requests)]
+    barrier = threading.Barrier(min(concurrency, requests))
+
+    def task(body):
+        try:  # the first wave leaves together, so the queue really is hit at once
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
+        return one_request(host, port, body, length, timeout)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(task, bodies))
+    wall = time.perf_counter() - t0
+    ok = [r for r in results if r["outcome"] == "ok"]
+    latencies = [r["latency"] for r in ok]
+    errors = [r for r in results if r["outcome"] == "error"]
+    return {
+        "requests": len(results), "successes": len(ok),
+        "refusals": sum(r["outcome"] == "refused" for r in results), "errors": len(errors),
+        "server_errors": sum(1 for r in errors if (r["status"] or 0) >= 500),
+        "timeouts": sum(1 for r in errors if r.get("why", "").startswith("timeout")),
+        "median_latency_s": round(statistics.median(latencies), 3) if latencies else None,
+        "p95_latency_s": round(percentile(latencies, 0.95), 3) if latencies else None,
+        "wall_s": round(wall, 3), "concurrency": concurrency, "length": length, "modes": modes,
+        "by_mode": {m: {"ok": sum(r["mode"] == m for r in ok),
+                        "refused": sum(r["mode"] == m and r["outcome"] == "refused" for r in results)}
+                    for m in modes},
+        "error_details": [f"{r['mode']}/{r['genre']}: {r['why']}" for r in errors][:20],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8090 (127.0.0.1 only)")
+    where.add_argument("--start", action="store_true",
+                       help="start `python app.py` on a free port (MELODYMAKER_* env: GENRES_DIR, VAR_DIR, ...)")
+    p.add_argument("--requests", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--modes", default="dataset,compose")
+    p.add_argument("--genres", default="rock,jazz,blues")
+    p.add_argument("--length", type=float, default=3.0, help="seconds of audio per request")
+    p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
+    p.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for --start")
+    p.add_argument("--server-log", type=Path, help="with --start: write the server's output here")
+    p.add_argument("--json", type=Path, help="also write the summary here")
+    args = p.parse_args(argv)
+    if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        p.error(f"--requests 1..{MAX_REQUESTS}, --concurrency 1..{MAX_CONCURRENCY}")
+
+    proc = None
+    if args.url:
+        u = urlsplit(args.url)
+        if u.hostname not in ("127.0.0.1", "localhost"):
+            p.error("--url must point at 127.0.0.1")
+        host, port = "127.0.0.1", u.port or 80
+    else:
+        host, port = "127.0.0.1", free_port()
+        proc = start_server(port, args.server_log)
+    try:
+        wait_ready(host, port, args.ready_timeout, proc)
+        summary = run(host, port, requests=args.requests, concurrency=args.concurrency,
+                      modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+                      genres=[g.strip() for g in args.genres.split(",") if g.strip()],
+                      length=args.length, timeout=args.timeout)
+        if proc is not None and proc.poll() is not None:
+            summary["errors"] += 1
+            summary["error_details"].append(f"the server exited with {proc.returncode}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    print(f"requests {summary['requests']}  successes {summary['successes']}  refusals {summary['refusals']}  "
+          f"errors {summary['errors']}  median {summary['median_latency_s']} s  p95 {summary['p95_latency_s']} s  "
+          f"(wall {summary['wall_s']} s, concurrency {args.concurrency}, length {args.length} s)")
+    for m, row in summary["by_mode"].items():
+        print(f"  {m}: {row['ok']} ok, {row['refused']} refused")
+    for line in summary["error_details"]:
+        print(f"  ERROR {line}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
