@@ -171,6 +171,7 @@ class Service:
         t1 = time.perf_counter()
         progress(0.92, "finishing: length, fades, loudness")
         track = post.finish(raw, request, engine.capabilities)
+        progress(0.96, "measuring genre fit")  # also where a cancel during post takes effect
         t2 = time.perf_counter()
         meta = {
             "genre": request.genre, "mode": request.mode, "seed": request.seed,
@@ -188,6 +189,7 @@ class Service:
     def generate_and_store(self, request: GenerationRequest, progress: Progress = no_progress,
                            track_id: str | None = None) -> str:
         track, meta = self.generate(request, progress)
+        progress(0.99, "saving")  # a job cancelled by now is not stored
         return self.store.save(track, meta, track_id, embedding=track.meta.get("embedding"))
 
     def submit(self, request: GenerationRequest):
