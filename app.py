@@ -216,7 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     from waitress import serve
-    serve(app, host=args.host, port=args.port, threads=8, ident="MelodyMaker")
+    # waitress buffers a whole body (up to 1 GB by default) before Flask sees it: refuse an
+    # announced Content-Length far over the upload limit at once (waitress' own 413); bodies up
+    # to twice the limit still reach Flask, which answers its JSON 413
+    serve(app, host=args.host, port=args.port, threads=8, ident="MelodyMaker",
+          max_request_body_size=2 * service.settings.max_upload_bytes)
 
 
 if __name__ == "__main__":

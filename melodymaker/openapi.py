@@ -11,6 +11,13 @@ def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ERROR}}}
 
 
+def _too_large(description: str) -> dict:
+    """413: Flask's JSON error, or, for an announced body far over the limit, the server's own
+    plain-text refusal sent before the body is read (see app.main)."""
+    return {"description": description, "content": {"application/json": {"schema": ERROR},
+                                                    "text/plain": {"schema": {"type": "string"}}}}
+
+
 def _json(description: str, schema: dict | None = None) -> dict:
     return {"description": description,
             "content": {"application/json": {"schema": schema or {"type": "object"}}}}
@@ -50,7 +57,7 @@ def spec() -> dict:
     body = {"required": True, "content": {"application/json": {"schema": generation}}}
     common = {"400": _error("a field is invalid; `field` names it"),
               "503": _error("the mode is unavailable here; the message says why"),
-              "413": _error("the body is over the upload limit"),
+              "413": _too_large("the body is over the upload limit"),
               "429": _error("too many generations queued; see Retry-After")}
     return {
         "openapi": "3.0.3",
@@ -117,7 +124,7 @@ def spec() -> dict:
                     "type": "object", "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"}}}}}},
                 "responses": {"200": _json("probabilities and top 3"),
-                              "400": _error("not audio, or too long"), "413": _error("upload too large"),
+                              "400": _error("not audio, or too long"), "413": _too_large("upload too large"),
                               "503": _error("no classifier")}}},
             "/api/options": {"get": {"summary": "Genres, instruments, tempo and length ranges, modes",
                                      "responses": {"200": _json("the vocabulary")}}},
