@@ -219,7 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     # waitress buffers a whole body (up to 1 GB by default) before Flask sees it: refuse an
     # announced Content-Length far over the upload limit at once (waitress' own 413); bodies up
     # to twice the limit still reach Flask, which answers its JSON 413
-    serve(app, host=args.host, port=args.port, threads=8, ident="MelodyMaker",
+    # POST /generate holds a server thread while its job waits and runs: enough threads for every
+    # admitted job plus spare ones, so health and status polls never queue behind generations
+    # and a request over capacity gets its 429 at once
+    threads = max(8, service.settings.workers + service.settings.max_queue + 4)
+    serve(app, host=args.host, port=args.port, threads=threads, ident="MelodyMaker",
           max_request_body_size=2 * service.settings.max_upload_bytes)
 
 
