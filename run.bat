@@ -9,6 +9,7 @@ if not exist .venv\Scripts\python.exe (
 set PY=.venv\Scripts\python.exe
 %PY% -m pip install --disable-pip-version-check -q -r requirements.txt || exit /b 1
 %PY% -m pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.txt || exit /b 1
+%PY% -c "from melodymaker.audio import warm_up; warm_up()"
 if /i "%1"=="test" (
   shift
   %PY% -m pytest -q tests

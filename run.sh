@@ -33,6 +33,8 @@ setup() {
     echo "==> installing dependencies (first run takes a few minutes)"
     "$PY" -m pip install --disable-pip-version-check -q -r requirements.txt
     "$PY" -m pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.txt
+    echo "==> compiling the audio analysis kernels once (numba cache)"
+    "$PY" -c 'from melodymaker.audio import warm_up; warm_up()'
     echo "$want" > "$stamp"
   fi
 }

@@ -90,6 +90,14 @@ def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
     return tempo, beats
 
 
+def warm_up() -> None:
+    """Run the analysis once so numba compiles librosa's kernels into its on-disk cache
+    (about half a minute on a new install; run.sh does it right after installing)."""
+    y = np.random.default_rng(0).standard_normal(SAMPLE_RATE * 4).astype(np.float32) * 0.1
+    estimate_tempo(y, SAMPLE_RATE)
+    time_stretch(y, 1.1)
+
+
 def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None) -> np.ndarray:
     """Phase-vocoder stretch by `rate` (>1 = faster); exactly n_out samples when given."""
     import librosa
