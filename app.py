@@ -180,6 +180,10 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _job_error(job) -> MelodyMakerError:
+    if job.status == "cancelled":
+        e = MelodyMakerError("the generation was cancelled before it finished")
+        e.status = 409
+        return e
     err = job.error or {"message": f"generation {job.status}", "field": None, "status": 500}
     e = MelodyMakerError(err["message"], field=err.get("field"))
     e.status = err.get("status", 500)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -97,7 +97,10 @@ class JobQueue:
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:
         if job.future is not None:
-            job.future.result(timeout=timeout)
+            try:
+                job.future.result(timeout=timeout)
+            except CancelledError:  # cancelled while still queued
+                job.status = "cancelled"
         return job
 
     def _forget_old(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class Library:
         """Index every audio file; unreadable ones go to `skipped` with the reason."""
         clips: dict[str, list[Clip]] = {g: [] for g in GENRES}
         skipped: list[Skipped] = []
+        self._sweep_cache_temps()
         cached = self._read_cache()
         root = self.root.resolve() if self.root.exists() else self.root
         folders = {}
@@ -223,7 +225,19 @@ class Library:
                 break
         return result
 
-    # -- the on-disk cache --------------------------------------------------------------------
+    # -- the on-disk cache -------------------------------------------------------------------
+    def _sweep_cache_temps(self, older_than: float = 3600.0) -> None:
+        """Temporary cache files a killed process left behind (old enough not to be in use)."""
+        if not self.cache_dir or not self.cache_dir.is_dir():
+            return
+        now = time.time()
+        for tmp in self.cache_dir.glob("*.tmp*"):
+            try:
+                if now - tmp.stat().st_mtime > older_than:
+                    tmp.unlink()
+            except OSError:
+                pass
+
     @property
     def _cache_path(self) -> Path | None:
         return self.cache_dir / "library.json" if self.cache_dir else None

@@ -68,7 +68,8 @@ def spec() -> dict:
                 "summary": "Generate a track and answer with its bytes (the original contract)",
                 "requestBody": body,
                 "responses": {"200": _audio("the track as WAV, MP3 or MIDI; X-Track-Id and "
-                                            "other X- headers describe it"), **common}}},
+                                            "other X- headers describe it"),
+                              "409": _error("the generation was cancelled"), **common}}},
             "/api/tracks": {
                 "post": {"summary": "Start a generation job", "requestBody": body,
                          "responses": {"202": _json("the job, queued", {"$ref": "#/components/schemas/Job"}),
