@@ -36,16 +36,6 @@ def tempo_error(requested: float, measured: float | None) -> float | None:
     return min(abs(measured * k - requested) / requested * 100 for k in (0.5, 1.0, 2.0))
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of embeddings (rows)."""
-    from scipy import linalg
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a = np.cov(a, rowvar=False) + eps * np.eye(a.shape[1])
-    cov_b = np.cov(b, rowvar=False) + eps * np.eye(b.shape[1])
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(covmean)))
-
-
 def _run_mode(mode: str, requests: list[dict], genres_dir: str | None, show_progress: bool) -> dict:
     """Generate one mode's requests in this (fresh) process; returns rows and embeddings."""
     from tqdm import tqdm
@@ -103,6 +93,7 @@ def summarise(mode: str, result: dict) -> dict:
         "peak_memory_mb": round(result["peak_mb"], 1),
         "frechet_distance": None, "frechet_floor": None,
     }
+    from .classify import frechet_distance  # one implementation, shared with the classifier's tests
     gen, lib = np.asarray(result["embeddings"]), np.asarray(result["library_embeddings"] or [])
     if len(gen) >= 2 and len(lib) >= 4:
         summary["frechet_distance"] = round(frechet_distance(gen, lib), 4)
