@@ -36,7 +36,8 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(f"wrote {out} ({request.format}, {meta['length']:.2f} s, {request.genre}, mode {request.mode}, "
-          f"seed {request.seed}, tempo {meta.get('tempo')}, measured {meta.get('measured_tempo')} BPM)")
+          f"seed {request.seed}, tempo {meta.get('tempo')}, measured {meta.get('measured_tempo')} BPM"
+          + (f", genre fit {meta['genre_fit']['probability']:.2f}" if meta.get("genre_fit") else "") + ")")
     return 0
 
 
