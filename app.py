@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import webbrowser
-from pathlib import Path
 
 from flask import Flask, Response, jsonify, request, send_file, send_from_directory
 from werkzeug.exceptions import HTTPException

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
 from . import options as opt
 
 TEMPI = (84, 100, 118, 136)  # cycled through the request set; inside every genre's plausible range

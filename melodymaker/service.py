@@ -8,7 +8,6 @@ import dataclasses
 import os
 import threading
 import time
-from pathlib import Path
 
 from . import __version__, audio, midi, post
 from .engines.base import Engine, Progress, UnavailableEngine, no_progress
@@ -23,7 +22,7 @@ from .track import Track
 
 UPLOAD_MAX_SECONDS = 10 * 60
 
-PLANNED = {  # modes whose engines land in later work; listed so the page can show why
+PLANNED = {  # label and description of modes whose engine is not loadable here, so the page can say why
     "rave": ("RAVE", "A variational autoencoder decoding genre latents to audio."),
     "ddim": ("Diffusion (DDIM)", "A genre-conditioned diffusion model over the MDCT."),
     "melgan": ("MEL-GAN", "A genre-conditioned mel-spectrogram GAN with a neural vocoder."),
@@ -112,7 +111,7 @@ class Service:
         probs = self._need_classifier("classification").predict(y, sr)
         return genre_fit_summary(probs, None)
 
-    def decode_upload(self, stream) -> "np.ndarray":
+    def decode_upload(self, stream):
         """An uploaded file as 22050 Hz mono; AudioDecodeError (400) for non-audio or too long."""
         return audio.load(stream, opt.SAMPLE_RATE, max_seconds=UPLOAD_MAX_SECONDS)
 

@@ -203,7 +203,7 @@ def _pitch(song: Song, pool: list[int], prev: int, target: float, chord: Chord,
 
 
 def lead(song: Song, track, inst: Instrument, k: int) -> None:
-    style, rng, mel = song.style, song.rng, song.style.melody
+    rng, mel = song.rng, song.style.melody
     lo, hi = inst.low, inst.high
     center = max(lo + 7, min(mel.register, hi - 9))
     pool = scale_notes(song.tonic, mel.scale[song.mode], max(lo, center - 10), min(hi, center + 12))
