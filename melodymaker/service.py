@@ -40,10 +40,30 @@ def build_engines(settings: Settings, library: Library) -> dict[str, Engine]:
     except ImportError as e:
         engines["compose"] = UnavailableEngine("compose", *PLANNED["compose"], f"not installed: {e}")
     for name in ("rave", "ddim", "melgan"):
-        label, description = PLANNED[name]
-        engines[name] = UnavailableEngine(name, label, description,
-                                          f"no trained checkpoint in {settings.models_dir / name}")
+        engines[name] = load_model_engine(name, settings)
     return {m: engines[m] for m in opt.MODES}
+
+
+def load_model_engine(name: str, settings: Settings) -> Engine:
+    """A trained-model mode: melodymaker.engines.<name>.load(settings) builds its engine (loading
+    the checkpoint once). A missing module, a missing checkpoint or a broken one (any exception)
+    makes the mode unavailable with the reason; the server keeps serving the other modes."""
+    import importlib
+    label, description = PLANNED[name]
+    try:
+        module = importlib.import_module(f".engines.{name}", __package__)
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.engines.{name}":
+            return UnavailableEngine(name, label, description, f"not installed: {e}")
+        return UnavailableEngine(name, label, description,
+                                 f"no trained checkpoint in {settings.models_dir / name}")
+    try:
+        return module.load(settings)
+    except FileNotFoundError as e:
+        return UnavailableEngine(name, label, description, f"no trained checkpoint: {e}")
+    except Exception as e:  # a corrupt or incompatible checkpoint: a reason, never a crash
+        return UnavailableEngine(name, label, description,
+                                 f"checkpoint could not be loaded ({type(e).__name__}: {e})")
 
 
 class Service:
