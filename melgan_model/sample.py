@@ -1,0 +1,189 @@
+"""Load a MEL-GAN checkpoint and make audio: genre + length + seed -> mel -> vocoder or Griffin-Lim.
+
+    python -m melgan_model.sample --checkpoint models/melgan/melgan.pt --genre jazz --length 20 \
+        --seed 7 --out jazz.wav [--inversion vocoder|griffinlim] [--truncation 1.0]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+
+from .model import (
+    LOG_FLOOR,
+    LogMel,
+    MelConfig,
+    MelGenConfig,
+    MelGenerator,
+    MelNorm,
+    MultiResolutionSTFTLoss,
+    Vocoder,
+    VocoderConfig,
+    from_dict,
+)
+
+FORMAT = "melodymaker-melgan/1"
+INVERSIONS = ("vocoder", "griffinlim")
+VOCODER_CHUNK = 1024     # mel frames per vocoder pass: bounds memory on long tracks
+VOCODER_CONTEXT = 16     # frames of context each side, more than the vocoder's receptive field
+
+
+class MelGAN:
+    """A loaded checkpoint: mel generator (EMA weights), vocoder, mel settings and normalisation.
+
+    Holds no generation settings: genre, seed, length and inversion arrive with each call.
+    """
+
+    def __init__(self, checkpoint: dict):
+        if checkpoint.get("format") != FORMAT:
+            raise ValueError(f"not a MEL-GAN checkpoint (format {checkpoint.get('format')!r}, "
+                             f"expected {FORMAT!r})")
+        self.checkpoint_info = {k: checkpoint[k] for k in ("step", "version") if k in checkpoint}
+        self.mel = MelConfig(**checkpoint["mel"])
+        self.norm = MelNorm.from_state(checkpoint["norm"])
+        self.genres = list(checkpoint["genres"])
+        self.generator = MelGenerator(from_dict(MelGenConfig, checkpoint["generator_args"]))
+        self.generator.load_state_dict(_float(checkpoint["generator"]))
+        self.vocoder = Vocoder(from_dict(VocoderConfig, checkpoint["vocoder_args"]))
+        self.vocoder.load_state_dict(_float(checkpoint["vocoder"]))
+        if self.vocoder.hop != self.mel.hop:
+            raise ValueError(f"vocoder upsamples by {self.vocoder.hop}, the mel hop is {self.mel.hop}")
+        for m in self.vocoder.modules():  # fold weight norm once: faster inference
+            if parametrize.is_parametrized(m):
+                parametrize.remove_parametrizations(m, "weight")
+        self.generator.eval()
+        self.vocoder.eval()
+        self.info = checkpoint.get("info", {})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MelGAN:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no MEL-GAN checkpoint at {path}")
+        return cls(torch.load(path, map_location="cpu", weights_only=True))
+
+    # -- the three steps -------------------------------------------------------------------------
+    def frames_for(self, n_samples: int) -> int:
+        return n_samples // self.mel.hop + 1
+
+    @torch.inference_mode()
+    def generate_mel(self, genre: str, frames: int, *, seed: int, truncation: float = 1.0) -> torch.Tensor:
+        """Normalised mel in [-1, 1], shape (n_mels, frames), in one pass (no windows, no seams)."""
+        if genre not in self.genres:
+            raise ValueError(f"unknown genre {genre!r}; choose from {', '.join(self.genres)}")
+        g = torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+        z, zg = self.generator.noise(1, frames, generator=g, truncation=truncation)
+        label = torch.tensor([self.genres.index(genre)])
+        return self.generator(label, z, zg)[0, :, :frames]
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor, n_samples: int | None = None) -> np.ndarray:
+        """Normalised mel (n_mels, frames) -> float32 audio, in chunks that share context."""
+        frames = mel.shape[-1]
+        out = []
+        for start in range(0, frames, VOCODER_CHUNK):
+            stop = min(frames, start + VOCODER_CHUNK)
+            lo, hi = max(0, start - VOCODER_CONTEXT), min(frames, stop + VOCODER_CONTEXT)
+            y = self.vocoder(mel[None, :, lo:hi])[0]
+            a = (start - lo) * self.mel.hop
+            out.append(y[a: a + (stop - start) * self.mel.hop])
+        y = torch.cat(out).numpy().astype(np.float32)
+        return y if n_samples is None else _fit(y, n_samples)
+
+    def griffin_lim(self, mel: torch.Tensor, n_samples: int | None = None, *, n_iter: int = 32) -> np.ndarray:
+        """Normalised mel -> audio by Griffin-Lim: de-normalise, undo the log, and invert the
+        *amplitude* mel (power=1.0) with librosa."""
+        import librosa
+        amplitude = np.exp(self.norm.denormalise(mel.float().numpy()))
+        amplitude = np.maximum(amplitude - LOG_FLOOR, 0.0)
+        m = self.mel
+        y = librosa.feature.inverse.mel_to_audio(
+            amplitude, sr=m.sr, n_fft=m.n_fft, hop_length=m.hop, power=1.0, n_iter=n_iter,
+            fmin=m.fmin, fmax=m.fmax, length=n_samples)
+        return np.asarray(y, dtype=np.float32)
+
+    def generate(self, genre: str, n_samples: int, *, seed: int, inversion: str = "vocoder",
+                 truncation: float = 1.0, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+        """float32 mono audio of exactly n_samples at self.mel.sr."""
+        if inversion not in INVERSIONS:
+            raise ValueError(f"unknown inversion {inversion!r}; choose from {', '.join(INVERSIONS)}")
+        progress = progress or (lambda f, m="": None)
+        progress(0.1, "generating the mel-spectrogram")
+        mel = self.generate_mel(genre, self.frames_for(n_samples), seed=seed, truncation=truncation)
+        progress(0.3, f"inverting the mel ({inversion})")
+        y = self.vocode(mel, n_samples) if inversion == "vocoder" else self.griffin_lim(mel, n_samples)
+        progress(0.9, "done")
+        return y
+
+
+def compare_inversions(model: MelGAN, clips: list[np.ndarray], *, n_iter: int = 32) -> dict:
+    """Vocoder vs Griffin-Lim on real audio the vocoder never trained on: each clip -> its
+    normalised mel -> audio by both; speed (× real time) and spectral distance to the real clip
+    (log-mel L1 in nats, and multi-resolution STFT loss)."""
+    logmel, stft = LogMel(model.mel), MultiResolutionSTFTLoss()
+    rows = {name: {"seconds": 0.0, "audio_seconds": 0.0, "logmel_l1": [], "mrstft": []} for name in INVERSIONS}
+    for y in clips:
+        real = torch.from_numpy(np.asarray(y, dtype=np.float32))
+        with torch.inference_mode():
+            real_mel = logmel(real[None])[0]
+        mel = model.norm.normalise(real_mel)
+        for name in INVERSIONS:
+            t = time.perf_counter()
+            out = model.vocode(mel, len(y)) if name == "vocoder" else model.griffin_lim(mel, len(y), n_iter=n_iter)
+            rows[name]["seconds"] += time.perf_counter() - t
+            rows[name]["audio_seconds"] += len(y) / model.mel.sr
+            fake = torch.from_numpy(out)
+            with torch.inference_mode():
+                rows[name]["logmel_l1"].append(float((logmel(fake[None])[0] - real_mel).abs().mean()))
+                rows[name]["mrstft"].append(float(stft(fake[None], real[None])))
+    return {name: {"realtime_factor": round(r["audio_seconds"] / max(r["seconds"], 1e-9), 2),
+                   "logmel_l1": round(float(np.mean(r["logmel_l1"])), 4),
+                   "mrstft": round(float(np.mean(r["mrstft"])), 4),
+                   **({"griffinlim_iters": n_iter} if name == "griffinlim" else {})}
+            for name, r in rows.items()} | {"clips": len(clips),
+                                             "seconds_each": round(len(clips[0]) / model.mel.sr, 2) if clips else 0,
+                                             "threads": torch.get_num_threads()}
+
+
+def _float(state: dict) -> dict:
+    return {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y), dtype=np.float32)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m melgan_model.sample", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=Path("models/melgan/melgan.pt"))
+    p.add_argument("--genre", required=True)
+    p.add_argument("--length", type=float, default=10.0, help="seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inversion", choices=INVERSIONS, default="vocoder")
+    p.add_argument("--truncation", type=float, default=1.0, help="noise scale; < 1 trades variety for typicality")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True, help="a .wav file")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import soundfile as sf
+    model = MelGAN.from_file(args.checkpoint)
+    n = round(args.length * model.mel.sr)
+    t = time.perf_counter()
+    y = model.generate(args.genre, n, seed=args.seed, inversion=args.inversion, truncation=args.truncation)
+    seconds = time.perf_counter() - t
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(args.out, y, model.mel.sr, subtype="PCM_16")
+    print(f"{args.out}: {len(y)} samples, {len(y) / model.mel.sr:.2f} s of {args.genre} "
+          f"({args.inversion}, {args.length / seconds if seconds else math.inf:.1f}× real time)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,409 @@
+"""Train MEL-GAN from a genres/ folder: the genre-conditioned mel GAN and the MelGAN vocoder,
+interleaved in one loop, resumable from the last checkpoint.
+
+    python -m melgan_model.train --genres genres --out models/melgan --max-minutes 60
+
+Writes out/train_state.pt (everything needed to resume: networks, optimisers, RNG, step),
+out/melgan.pt (what sampling needs: EMA generator, vocoder, mel settings, normalisation),
+out/losses.csv, and out/card.json. Run it again to continue where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import (
+    LogMel,
+    MelConfig,
+    MelDiscriminator,
+    MelGenConfig,
+    MelGenerator,
+    MelNorm,
+    MultiResolutionSTFTLoss,
+    MultiScaleDiscriminator,
+    Vocoder,
+    VocoderConfig,
+    config_dict,
+    count_params,
+    from_dict,
+)
+from .sample import FORMAT, MelGAN, compare_inversions
+
+STATE, CHECKPOINT, LOSSES, CARD = "train_state.pt", "melgan.pt", "losses.csv", "card.json"
+RUN_KEYS = ("genres", "out", "steps", "max_minutes", "threads", "device", "log_every", "save_every",
+            "compare_clips")
+"""What a resumed run may change; everything else comes from the checkpoint's config."""
+
+
+@dataclass
+class TrainConfig:
+    genres: str = "genres"
+    out: str = "models/melgan"
+    seed: int = 0
+    steps: int = 20000            # loop iterations: gan_per_step mel-GAN updates + 1 vocoder update each
+    max_minutes: float = 0.0      # stop (and save) after this much wall time in this run; 0 = no limit
+    threads: int = 1
+    device: str = "cpu"
+    holdout: int = 2              # clips per genre kept out of training (vocoder comparison)
+    per_genre: int = 0            # use at most this many clips per genre; 0 = all
+    # the mel GAN
+    gan_frames: int = 256         # training window in mel frames (~3 s)
+    gan_batch: int = 16
+    gan_per_step: int = 1
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    fm_weight: float = 2.0
+    ac_weight: float = 1.0
+    ema: float = 0.999
+    g_channels: str = "256,192,128,128"
+    d_channels: str = "128,256,256,384"
+    # the vocoder
+    voc_samples: int = 8192
+    voc_batch: int = 8
+    lr_v: float = 2e-4
+    voc_adv_start: int = 4000     # vocoder steps on the STFT loss alone before its discriminators join
+    stft_weight: float = 2.5
+    voc_fm_weight: float = 2.0
+    ngf: int = 16
+    ratios: str = "4,4,4,4"
+    # bookkeeping
+    compare_clips: int = 10       # held-out clips (10 s each) for the card's vocoder vs Griffin-Lim figures
+    log_every: int = 25
+    save_every: int = 250
+
+
+def parse_args(argv: list[str] | None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m melgan_model.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
+    args = p.parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg.fresh = args.fresh
+    return cfg
+
+
+def _ints(s: str) -> tuple:
+    return tuple(int(x) for x in s.split(",") if x.strip())
+
+
+# -- data --------------------------------------------------------------------------------------
+def load_library(cfg: TrainConfig, mel: MelConfig):
+    """Audio and log-mels of every readable clip, split per genre into train and held-out."""
+    import tempfile
+
+    from melodymaker.audio import load
+    from melodymaker.classify.card import library_facts
+    from melodymaker.errors import AudioDecodeError
+    from melodymaker.library import Library
+    from melodymaker.options import GENRES
+    with tempfile.TemporaryDirectory() as cache:
+        library = Library(Path(cfg.genres), Path(cache)).scan()
+    to_mel = LogMel(mel)
+    train, held, used, unreadable = [], [], {}, []
+    for gi, genre in enumerate(GENRES):
+        clips = sorted(library.clips.get(genre, []), key=lambda c: c.name)
+        if cfg.per_genre:
+            clips = clips[: cfg.per_genre]
+        loaded = []
+        for c in clips:
+            try:
+                y = load(c.path, mel.sr)
+            except AudioDecodeError as e:
+                unreadable.append({"path": str(c.path), "reason": e.message})
+                continue
+            if len(y) < cfg.voc_samples + mel.hop:
+                unreadable.append({"path": str(c.path), "reason": "shorter than one training window"})
+                continue
+            with torch.no_grad():
+                lm = to_mel(torch.from_numpy(y)[None])[0].numpy()
+            loaded.append((gi, y, lm))
+        n_held = cfg.holdout if len(loaded) > cfg.holdout else 0
+        train += loaded[: len(loaded) - n_held]
+        held += loaded[len(loaded) - n_held:]
+        used[genre] = clips
+    if not train:
+        raise SystemExit(f"no readable audio clips in {cfg.genres}")
+    facts = library_facts(Path(cfg.genres).resolve(), used, library, unreadable)
+    facts.update({"train_clips": len(train), "held_out_clips": len(held)})
+    return train, held, facts
+
+
+class Batches:
+    """Random training windows, genre-balanced, drawn from one seeded torch.Generator."""
+
+    def __init__(self, clips, norm: MelNorm, hop: int, rng: torch.Generator):
+        self.clips, self.hop, self.rng = clips, hop, rng
+        self.mels = [torch.from_numpy(norm.normalise(lm)) for _, _, lm in clips]
+        self.audio = [torch.from_numpy(y) for _, y, _ in clips]
+        self.by_genre: dict[int, list[int]] = {}
+        for i, (g, _, _) in enumerate(clips):
+            self.by_genre.setdefault(g, []).append(i)
+        self.genre_ids = sorted(self.by_genre)
+
+    def _pick(self, n: int) -> list[int]:
+        gs = torch.randint(len(self.genre_ids), (n,), generator=self.rng).tolist()
+        return [self.by_genre[self.genre_ids[g]][int(torch.randint(len(self.by_genre[self.genre_ids[g]]), (1,),
+                                                                     generator=self.rng))] for g in gs]
+
+    def mel_windows(self, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised mels (n, n_mels, frames), genre ids (n,))."""
+        out, genres = [], []
+        for i in self._pick(n):
+            m = self.mels[i]
+            start = int(torch.randint(max(1, m.shape[1] - frames + 1), (1,), generator=self.rng))
+            w = m[:, start: start + frames]
+            if w.shape[1] < frames:
+                w = F.pad(w, (0, frames - w.shape[1]), value=-1.0)
+            out.append(w)
+            genres.append(self.clips[i][0])
+        return torch.stack(out), torch.tensor(genres)
+
+    def audio_windows(self, n: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised mels (n, n_mels, samples // hop), audio (n, samples)), aligned frame to hop."""
+        k = samples // self.hop
+        mels, ys = [], []
+        for i in self._pick(n):
+            m, y = self.mels[i], self.audio[i]
+            start = int(torch.randint(max(1, min(m.shape[1] - k, (len(y) - samples) // self.hop) + 1), (1,),
+                                      generator=self.rng))
+            mels.append(m[:, start: start + k])
+            ys.append(y[start * self.hop: start * self.hop + samples])
+        return torch.stack(mels), torch.stack(ys)
+
+
+# -- losses -------------------------------------------------------------------------------------
+def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    """Match each layer's per-channel mean and spread over batch and time (real and fake are not
+    paired: the generator sees only a genre and noise)."""
+    loss = 0.0
+    for r, f in zip(real, fake):
+        r = r.detach()
+        loss = loss + (r.mean((0, 2)) - f.mean((0, 2))).abs().mean() + (r.std((0, 2)) - f.std((0, 2))).abs().mean()
+    return loss / len(real)
+
+
+def paired_feature_matching(real, fake) -> torch.Tensor:
+    """MelGAN's feature matching: L1 between discriminator features of real and vocoded audio."""
+    loss, n = 0.0, 0
+    for rs, fs in zip(real, fake):
+        for r, f in zip(rs[:-1], fs[:-1]):
+            loss, n = loss + F.l1_loss(f, r.detach()), n + 1
+    return loss / n
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def inference_checkpoint(s: dict) -> dict:
+    """The part of the training state that sampling needs; a few MB."""
+    return {"format": FORMAT, "version": f"step{s['step']}", "step": s["step"], "mel": s["mel"],
+            "norm": s["norm"], "genres": s["genres"], "generator_args": s["generator_args"],
+            "generator": s["generator_ema"], "vocoder_args": s["vocoder_args"], "vocoder": s["vocoder"],
+            "info": s["info"]}
+
+
+def save(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    torch.set_num_threads(max(1, cfg.threads))
+    device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+    from melodymaker.options import GENRES
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / STATE
+    resume = None if cfg.fresh or not state_path.exists() else torch.load(state_path, map_location="cpu",
+                                                                           weights_only=True)
+    if resume is not None:  # the architecture and data settings come from the checkpoint, as nanoGPT
+        for k, v in resume["config"].items():
+            if k not in RUN_KEYS:
+                setattr(cfg, k, v)
+    mel = MelConfig(**resume["mel"]) if resume else MelConfig()
+    torch.manual_seed(cfg.seed)
+    t_load = time.perf_counter()
+    train, held, library = load_library(cfg, mel)
+    norm = MelNorm.from_state(resume["norm"]) if resume else MelNorm.fit(
+        np.concatenate([lm[:, ::4] for _, _, lm in train], axis=1))
+    print(f"library: {library['train_clips']} training clips, {library['held_out_clips']} held out "
+          f"({time.perf_counter() - t_load:.0f} s to load)", file=sys.stderr)
+
+    gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=_ints(cfg.g_channels),
+                        d_channels=_ints(cfg.d_channels))
+    vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=_ints(cfg.ratios))
+    if resume:
+        gcfg, vcfg = from_dict(MelGenConfig, resume["generator_args"]), from_dict(VocoderConfig, resume["vocoder_args"])
+    G, D = MelGenerator(gcfg).to(device), MelDiscriminator(gcfg).to(device)
+    V, MSD = Vocoder(vcfg).to(device), MultiScaleDiscriminator(vcfg).to(device)
+    if V.hop != mel.hop:
+        raise SystemExit(f"--ratios multiply to {V.hop}, the mel hop is {mel.hop}")
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(0.5, 0.9))
+    opt_v = torch.optim.Adam(V.parameters(), cfg.lr_v, betas=(0.5, 0.9))
+    opt_msd = torch.optim.Adam(MSD.parameters(), cfg.lr_v, betas=(0.5, 0.9))
+    rng = torch.Generator().manual_seed(cfg.seed)
+    step, wall = 0, 0.0
+    if resume:
+        for net, key in ((G, "generator"), (G_ema, "generator_ema"), (D, "discriminator"), (V, "vocoder"),
+                         (MSD, "vocoder_discriminator"), (opt_g, "opt_g"), (opt_d, "opt_d"),
+                         (opt_v, "opt_v"), (opt_msd, "opt_msd")):
+            net.load_state_dict(resume[key])
+        rng.set_state(resume["rng"])
+        torch.set_rng_state(resume["torch_rng"])
+        step, wall = resume["step"], resume["wall_seconds"]
+        print(f"resuming at step {step} ({wall / 60:.1f} min trained)", file=sys.stderr)
+    batches = Batches(train, norm, mel.hop, rng)
+    stft = MultiResolutionSTFTLoss().to(device)
+    writer = _tensorboard(out)
+    log_path = out / LOSSES
+    columns = ["step", "wall_min", "d_hinge", "d_ac", "g_adv", "g_fm", "g_ac", "v_stft", "v_adv", "v_fm", "vd"]
+    if not log_path.exists() or not resume:
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(columns)
+    info = {"command": "python -m melgan_model.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "config": asdict(cfg), "library": library, "device": str(device), "threads": cfg.threads,
+            "params": {"mel_generator": count_params(G), "mel_discriminator": count_params(D),
+                       "vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)}}
+    if resume:  # the card names the command that started the run, and each resume after it
+        info["command"] = resume["info"]["command"]
+        info["resumed_with"] = resume["info"].get("resumed_with", []) + [info.pop("command_now", None) or
+                                                                          "python -m melgan_model.train " + " ".join(argv if argv is not None else sys.argv[1:])]
+
+    def snapshot() -> dict:
+        return {"config": asdict(cfg), "step": step, "wall_seconds": wall, "mel": mel.asdict(),
+                "norm": norm.state(), "genres": list(GENRES), "generator_args": config_dict(gcfg),
+                "vocoder_args": config_dict(vcfg), "generator": G.state_dict(),
+                "generator_ema": G_ema.state_dict(), "discriminator": D.state_dict(),
+                "vocoder": V.state_dict(), "vocoder_discriminator": MSD.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "opt_v": opt_v.state_dict(),
+                "opt_msd": opt_msd.state_dict(), "rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
+                "info": {**info, "step": step, "wall_seconds": round(wall, 1), "final_losses": last}}
+
+    def checkpoint() -> None:
+        s = snapshot()
+        save(state_path, s)
+        save(out / CHECKPOINT, inference_checkpoint(s))
+
+    from tqdm import tqdm
+    sums, count, last = {c: 0.0 for c in columns[2:]}, 0, {}
+    started = time.perf_counter()
+    wall0 = wall
+    bar = tqdm(total=cfg.steps, initial=step, desc="melgan", file=sys.stderr, mininterval=5)
+    while step < cfg.steps:
+        # -- mel GAN: hinge loss, projection + auxiliary genre head, feature matching, EMA --
+        for _ in range(cfg.gan_per_step):
+            real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
+            real, genre = real.to(device), genre.to(device)
+            z, zg = G.noise(len(genre), cfg.gan_frames, generator=rng)
+            fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
+            lr_, cr, _ = D(real, genre)
+            lf, _, _ = D(fake.detach(), genre)
+            d_hinge = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
+            d_ac = F.cross_entropy(cr, genre)
+            opt_d.zero_grad(set_to_none=True)
+            (d_hinge + cfg.ac_weight * d_ac).backward()
+            opt_d.step()
+            lf, cf, ff = D(fake, genre)
+            with torch.no_grad():
+                _, _, fr = D(real, genre)
+            g_adv, g_fm, g_ac = -lf.mean(), feature_matching(fr, ff), F.cross_entropy(cf, genre)
+            opt_g.zero_grad(set_to_none=True)
+            (g_adv + cfg.fm_weight * g_fm + cfg.ac_weight * g_ac).backward()
+            opt_g.step()
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.lerp_(p, 1 - decay)
+        # -- vocoder: multi-resolution STFT loss, then LS-GAN multi-scale discriminators + FM --
+        mels, y = batches.audio_windows(cfg.voc_batch, cfg.voc_samples)
+        mels, y = mels.to(device), y.to(device)
+        y_hat = V(mels)[:, : y.shape[1]]
+        v_stft = stft(y_hat, y)
+        adv = step >= cfg.voc_adv_start
+        v_adv = v_fm = vd = torch.zeros(())
+        if adv:
+            d_fake, d_real = MSD(y_hat.detach()), MSD(y)
+            vd = sum(((1 - r[-1]) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(d_real, d_fake))
+            opt_msd.zero_grad(set_to_none=True)
+            vd.backward()
+            opt_msd.step()
+            d_fake = MSD(y_hat)
+            v_adv = sum(((1 - f[-1]) ** 2).mean() for f in d_fake)
+            v_fm = paired_feature_matching(d_real, d_fake)
+        opt_v.zero_grad(set_to_none=True)
+        (cfg.stft_weight * v_stft + v_adv + cfg.voc_fm_weight * v_fm).backward()
+        opt_v.step()
+
+        step += 1
+        bar.update(1)
+        wall = wall0 + time.perf_counter() - started
+        for k, v in zip(columns[2:], (d_hinge, d_ac, g_adv, g_fm, g_ac, v_stft, v_adv, v_fm, vd)):
+            sums[k] += float(v.detach()) if torch.is_tensor(v) else float(v)
+        count += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            last = {k: round(v / count, 4) for k, v in sums.items()}
+            with open(log_path, "a", newline="") as f:
+                csv.writer(f).writerow([step, round(wall / 60, 2)] + [last[k] for k in columns[2:]])
+            if writer is not None:
+                for k, v in last.items():
+                    writer.add_scalar(k, v, step)
+            bar.set_postfix(d=last["d_hinge"], g=last["g_adv"], ac=last["g_ac"], stft=last["v_stft"])
+            sums, count = {c: 0.0 for c in columns[2:]}, 0
+        out_of_time = cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60
+        if step % cfg.save_every == 0 or out_of_time:
+            checkpoint()
+        if out_of_time:
+            print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached", file=sys.stderr)
+            break
+    bar.close()
+    if count:
+        last = {k: round(v / count, 4) for k, v in sums.items()}
+    checkpoint()
+    write_card(out, held, cfg)
+    return 0
+
+
+def write_card(out: Path, held: list, cfg: TrainConfig) -> dict:
+    """card.json: what was trained, how, and Griffin-Lim vs vocoder on held-out real mels."""
+    model = MelGAN.from_file(out / CHECKPOINT)
+    n = min([int(10.0 * model.mel.sr)] + [len(y) for _, y, _ in held])
+    clips = [y[len(y) // 2 - n // 2: len(y) // 2 - n // 2 + n] for _, y, _ in held]
+    clips = clips[:: max(1, len(clips) // max(1, cfg.compare_clips))][: cfg.compare_clips]
+    info = model.info
+    card = {"model": "MelodyMaker MEL-GAN", "checkpoint": CHECKPOINT, "format": FORMAT,
+            "version": model.checkpoint_info.get("version"),
+            "checkpoint_bytes": (out / CHECKPOINT).stat().st_size,
+            "command": info.get("command"), "library": info.get("library"), "steps": info.get("step"),
+            "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1), "device": info.get("device"),
+            "threads": info.get("threads"), "params": info.get("params"), "config": info.get("config"),
+            "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
+            "inversion_on_held_out_real_mels": compare_inversions(model, clips) if clips else None}
+    (out / CARD).write_text(json.dumps(card, indent=1))
+    return card
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

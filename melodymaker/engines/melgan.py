@@ -1,0 +1,49 @@
+"""The melgan mode: a genre-conditioned mel-spectrogram GAN, inverted by a MelGAN vocoder
+(Griffin-Lim as the fallback). The checkpoint lives in models/melgan/melgan.pt."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..options import SAMPLE_RATE
+from ..request import GenerationRequest
+from ..track import Track
+from .base import Capabilities, Engine, Progress, no_progress
+
+CHECKPOINT = "melgan.pt"
+
+
+class MelGANEngine(Engine):
+    """Honours genre, seed and exact length; tempo is left to the shared post stage."""
+    name = "melgan"
+    label = "MEL-GAN"
+    description = ("A genre-conditioned GAN draws a mel-spectrogram of the whole track at once and "
+                   "a MelGAN neural vocoder turns it into audio.")
+    capabilities = Capabilities(length=True)
+
+    def __init__(self, model, checkpoint: Path, *, inversion: str = "vocoder"):
+        self.model, self.checkpoint, self.inversion = model, checkpoint, inversion
+
+    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+        started = time.perf_counter()
+        n = round(request.length * SAMPLE_RATE)
+        y = self.model.generate(request.genre, n, seed=request.seed, inversion=self.inversion,
+                                progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
+        meta = {"engine": self.name, "seed": request.seed, "inversion": self.inversion,
+                "checkpoint": self.checkpoint.name, **self.model.checkpoint_info,
+                "seconds": round(time.perf_counter() - started, 3)}
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
+
+
+def load(settings, *, inversion: str = "vocoder") -> MelGANEngine:
+    """The engine with its checkpoint loaded once; FileNotFoundError when there is none."""
+    path = Path(settings.models_dir) / "melgan" / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT} in {path.parent}")
+    from melgan_model.sample import (
+        MelGAN,  # torch is imported only when the mode is loaded
+    )
+    model = MelGAN.from_file(path)
+    if model.mel.sr != SAMPLE_RATE:
+        raise ValueError(f"checkpoint makes {model.mel.sr} Hz audio, the app needs {SAMPLE_RATE} Hz")
+    return MelGANEngine(model, path, inversion=inversion)

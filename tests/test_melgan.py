@@ -1,0 +1,197 @@
+"""MEL-GAN: mel normalisation, a tiny training run through train.py, checkpoints, sample.py, the
+engine (exact length, same seed -> same bytes) and a missing or corrupt checkpoint."""
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from melgan_model import sample, train
+from melgan_model.model import LogMel, MelConfig, MelNorm, Vocoder, VocoderConfig
+
+TINY = ["--steps", "12", "--seed", "0", "--threads", "1", "--holdout", "1", "--compare-clips", "1",
+        "--gan-frames", "32", "--gan-batch", "4", "--g-channels", "32,32", "--d-channels", "32,32",
+        "--voc-samples", "2048", "--voc-batch", "2", "--ngf", "4", "--lr-v", "1e-3",
+        "--voc-adv-start", "8", "--log-every", "4", "--save-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(composed_library, tmp_path_factory):
+    """A tiny MEL-GAN trained for 12 steps on the composed library through train.py's main()."""
+    out = tmp_path_factory.mktemp("melgan_run")
+    torch_threads = torch.get_num_threads()
+    assert train.main(["--genres", str(composed_library), "--out", str(out)] + TINY) == 0
+    torch.set_num_threads(torch_threads)
+    return out
+
+
+@pytest.fixture()
+def tiny_models(tiny_run, tmp_path):
+    """A models/ folder holding only the tiny MEL-GAN checkpoint."""
+    (tmp_path / "models" / "melgan").mkdir(parents=True)
+    shutil.copy(tiny_run / "melgan.pt", tmp_path / "models" / "melgan" / "melgan.pt")
+    return tmp_path / "models"
+
+
+# -- the mel and its normalisation ---------------------------------------------------------------
+def test_log_mel_is_librosas_amplitude_mel():
+    import librosa
+    y = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1
+    mel = MelConfig()
+    ours = LogMel(mel)(torch.from_numpy(y)[None])[0].numpy()
+    ref = librosa.feature.melspectrogram(y=y, sr=mel.sr, n_fft=mel.n_fft, hop_length=mel.hop,
+                                         n_mels=mel.n_mels, fmin=mel.fmin, fmax=mel.fmax, power=1.0,
+                                         pad_mode="reflect")
+    assert ours.shape == ref.shape == (80, 22050 // 256 + 1)
+    np.testing.assert_allclose(ours, np.log(np.maximum(ref, 1e-5)), atol=1e-3)
+
+
+def test_normalisation_maps_into_minus_one_one_and_back():
+    rng = np.random.default_rng(0)
+    logmels = rng.normal(-4, 2, (80, 1000)).astype(np.float32) + np.linspace(0, 3, 80)[:, None]
+    norm = MelNorm.fit(logmels)
+    x = norm.normalise(logmels)
+    assert x.min() >= -1 and x.max() <= 1 and x.min() < -0.99 and x.max() > 0.99
+    inside = (logmels >= norm.lo[:, None]) & (logmels <= norm.hi[:, None])
+    np.testing.assert_allclose(norm.denormalise(x)[inside], logmels[inside], atol=1e-4)
+    t = norm.normalise(torch.from_numpy(logmels))  # torch and numpy agree; state round-trips
+    np.testing.assert_allclose(t.numpy(), x, atol=1e-6)
+    again = MelNorm.from_state(norm.state())
+    np.testing.assert_allclose(again.denormalise(torch.zeros(80, 3)).numpy(), norm.denormalise(np.zeros((80, 3))))
+
+
+def test_griffin_lim_inverts_the_amplitude_not_the_normalised_values(tiny_run):
+    """The seed fed tanh outputs to Griffin-Lim as if they were power; a tone must come back a tone
+    at its own loudness."""
+    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    t = np.arange(22050) / 22050
+    y = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    logmel = LogMel(model.mel)(torch.from_numpy(y)[None])[0]
+    model.norm = MelNorm.fit(logmel.numpy(), low_pct=0, high_pct=100)  # nothing clipped here
+    mel = model.norm.normalise(logmel)
+    out = model.griffin_lim(mel, len(y), n_iter=16)
+    assert len(out) == len(y)
+    rms = lambda a: float(np.sqrt(np.mean(a[2000:-2000] ** 2)))
+    assert 0.5 < rms(out) / rms(y) < 2.0
+    spectrum = np.abs(np.fft.rfft(out[2000:-2000]))
+    assert abs(np.argmax(spectrum) * 22050 / len(out[2000:-2000]) - 440) < 30
+
+
+# -- training and checkpoints ----------------------------------------------------------------------
+def test_tiny_training_run_lowers_its_loss_and_writes_checkpoint_log_and_card(tiny_run):
+    with open(tiny_run / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12]
+    assert float(rows[-1]["v_stft"]) < float(rows[0]["v_stft"])
+    assert float(rows[-1]["v_adv"]) > 0                                 # discriminators joined at step 8
+    card = __import__("json").loads((tiny_run / "card.json").read_text())
+    assert card["steps"] == 12 and card["library"]["train_clips"] == 16
+    assert set(card["inversion_on_held_out_real_mels"]) >= {"vocoder", "griffinlim"}
+
+
+def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library, tmp_path):
+    state = torch.load(tiny_run / "train_state.pt", weights_only=True)
+    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    for k, v in model.generator.state_dict().items():
+        assert torch.equal(v, state["generator_ema"][k])
+    assert model.genres[:2] == ["blues", "classical"] and model.mel.hop == 256
+    assert model.checkpoint_info["step"] == 12
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = ["--genres", str(composed_library), "--out", str(run)] + TINY
+    args[args.index("--steps") + 1] = "14"
+    args[args.index("--compare-clips") + 1] = "0"  # the card's Griffin-Lim figures are tested above
+    assert train.main(args) == 0
+    resumed = torch.load(run / "train_state.pt", weights_only=True)
+    assert resumed["step"] == 14 and resumed["config"]["gan_frames"] == 32
+
+
+def test_a_damaged_checkpoint_is_refused_with_a_reason(tmp_path):
+    bad = tmp_path / "melgan.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(ValueError, match="not a MEL-GAN checkpoint"):
+        sample.MelGAN.from_file(bad)
+    with pytest.raises(FileNotFoundError):
+        sample.MelGAN.from_file(tmp_path / "absent.pt")
+
+
+# -- making audio -------------------------------------------------------------------------------
+def test_vocoder_chunks_share_context_so_long_audio_has_no_seams(tiny_run):
+    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    mel = model.generate_mel("disco", 2 * sample.VOCODER_CHUNK + 300, seed=3)
+    chunked = model.vocode(mel)
+    with torch.inference_mode():
+        whole = model.vocoder(mel[None])[0].numpy()
+    assert len(chunked) == len(whole) == mel.shape[-1] * 256
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)
+
+
+@pytest.mark.parametrize("inversion", ["vocoder", "griffinlim"])
+def test_sample_cli_writes_exactly_the_requested_length(tiny_run, tmp_path, inversion):
+    out = tmp_path / "x.wav"
+    assert sample.main(["--checkpoint", str(tiny_run / "melgan.pt"), "--genre", "metal", "--length", "1.37",
+                        "--seed", "5", "--inversion", inversion, "--out", str(out)]) == 0
+    assert sf.info(out).frames == round(1.37 * 22050) and sf.info(out).samplerate == 22050
+
+
+def test_engine_exact_length_same_seed_same_bytes(tiny_models, settings):
+    from melodymaker.engines import melgan
+    from melodymaker.request import GenerationRequest
+    settings.models_dir = tiny_models
+    engine = melgan.load(settings)
+    assert engine.capabilities.length and not engine.capabilities.tempo
+    seen = []
+    req = lambda seed: GenerationRequest.parse({"genre": "reggae", "mode": "melgan", "length": 2.3, "seed": seed})
+    a = engine.generate(req(11), lambda f, m="": seen.append(f))
+    b = engine.generate(req(11))
+    c = engine.generate(req(12))
+    assert a.sr == 22050 and a.audio.dtype == np.float32 and len(a.audio) == round(2.3 * 22050)
+    assert a.audio.tobytes() == b.audio.tobytes() and a.audio.tobytes() != c.audio.tobytes()
+    assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen)
+    assert a.meta["engine"] == "melgan" and a.meta["step"] == 12
+
+
+def test_server_serves_melgan_with_a_checkpoint(tiny_models, settings):
+    from app import create_app
+    settings.models_dir = tiny_models
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
+        assert modes["melgan"]["available"], modes["melgan"]["reason"]
+        r = client.post("/generate", json={"genre": "jazz", "mode": "melgan", "length": 3, "seed": 2})
+        assert r.status_code == 200, r.json
+        y, sr = sf.read(__import__("io").BytesIO(r.data))
+        assert sr == 22050 and len(y) == 3 * 22050
+    finally:
+        app.extensions["melodymaker"].jobs.shutdown()
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_missing_or_corrupt_checkpoint_leaves_melgan_unavailable_and_the_server_serving(settings, damage):
+    from app import create_app
+    if damage == "corrupt":
+        (settings.models_dir / "melgan").mkdir(parents=True)
+        (settings.models_dir / "melgan" / "melgan.pt").write_bytes(b"not a checkpoint" * 64)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
+        reason = modes["melgan"]["reason"]
+        assert not modes["melgan"]["available"]
+        assert ("no trained checkpoint" in reason) if damage == "missing" else ("could not be loaded" in reason)
+        assert client.get("/api/health").json["models"]["melgan"]["reason"] == reason
+        r = client.post("/generate", json={"genre": "rock", "mode": "melgan", "length": 3})
+        assert r.status_code == 503 and r.json["field"] == "mode"
+        r = client.post("/generate", json={"genre": "rock", "mode": "dataset", "length": 3, "seed": 1})
+        assert r.status_code == 200
+    finally:
+        app.extensions["melodymaker"].jobs.shutdown()
+
+
+def test_vocoder_output_length_is_frames_times_hop():
+    v = Vocoder(VocoderConfig(ngf=4))
+    assert v.hop == 256
+    assert v(torch.zeros(1, 80, 7)).shape == (1, 7 * 256)
