@@ -88,9 +88,13 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     for f in fields(TrainConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
+    p.add_argument("--card-only", action="store_true",
+                   help="train nothing: rewrite card.json and README.md from the saved checkpoint")
+    p.add_argument("--evaluate-json", type=Path,
+                   help="with --card-only: the JSON of `python -m melodymaker evaluate --modes melgan`")
     args = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    cfg.fresh = args.fresh
+    cfg.fresh, cfg.card_only, cfg.evaluate_json = args.fresh, args.card_only, args.evaluate_json
     return cfg
 
 
@@ -267,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(resume["torch_rng"])
         step, wall = resume["step"], resume["wall_seconds"]
         print(f"resuming at step {step} ({wall / 60:.1f} min trained)", file=sys.stderr)
+    if cfg.card_only:
+        if resume is None:
+            raise SystemExit(f"--card-only needs a trained {state_path}")
+        write_card(out, held, cfg)
+        return 0
     batches = Batches(train, norm, mel.hop, rng)
     stft = MultiResolutionSTFTLoss().to(device)
     writer = _tensorboard(out)
@@ -393,8 +402,58 @@ def write_card(out: Path, held: list, cfg: TrainConfig) -> dict:
             "threads": info.get("threads"), "params": info.get("params"), "config": info.get("config"),
             "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
             "inversion_on_held_out_real_mels": compare_inversions(model, clips) if clips else None}
+    if getattr(cfg, "evaluate_json", None):
+        report = json.loads(Path(cfg.evaluate_json).read_text())
+        card["evaluate"] = {"command": report["command"], "machine": report["machine"],
+                            "summary": next(s for s in report["summary"] if s["mode"] == "melgan"),
+                            "markdown": report["markdown"]}
+    elif (out / CARD).exists():  # keep figures measured earlier for this same checkpoint
+        old = json.loads((out / CARD).read_text())
+        if old.get("version") == card["version"] and "evaluate" in old:
+            card["evaluate"] = old["evaluate"]
     (out / CARD).write_text(json.dumps(card, indent=1))
+    (out / "README.md").write_text(render_markdown(card))
     return card
+
+
+def render_markdown(card: dict) -> str:
+    """The model card as a page: README.md beside the checkpoint, made from card.json."""
+    lib, inv, ev = card.get("library") or {}, card.get("inversion_on_held_out_real_mels"), card.get("evaluate")
+    params = card.get("params") or {}
+    lines = [
+        "# MEL-GAN", "",
+        ("A genre-conditioned mel-spectrogram GAN and a MelGAN vocoder (code and method: "
+        "`melgan_model/README.md`). Checkpoint `melgan.pt` "
+        f"(version `{card['version']}`, {card['checkpoint_bytes'] / 1e6:.1f} MB: EMA mel generator "
+        f"{params.get('mel_generator', 0) / 1e6:.2f} M parameters + vocoder {params.get('vocoder', 0) / 1e6:.2f} M)."), "",
+        "## Training", "",
+        f"    {card['command']}", "",
+        (f"- library: `{lib.get('path')}`, {lib.get('note') or 'audio clips'}; "
+        f"built by `{lib.get('builder', '?')}`; {lib.get('train_clips')} clips trained on, "
+        f"{lib.get('held_out_clips')} held out (the last of each genre) for the vocoder figures"),
+        (f"- {card['steps']} steps (each: {card['config']['gan_per_step']} mel-GAN updates of "
+        f"{card['config']['gan_batch']} × {card['config']['gan_frames']} frames, 1 vocoder update of "
+        f"{card['config']['voc_batch']} × {card['config']['voc_samples']} samples), "
+        f"{card['wall_minutes']} min wall time on {card['device']} with {card['threads']} thread(s)"),
+        "- final losses (mean of the last logged steps): "
+        + ", ".join(f"{k} {v}" for k, v in (card.get("final_losses") or {}).items()),
+        "- the loss curve is `losses.csv`", ""]
+    if inv:
+        lines += ["## Griffin-Lim vs the vocoder, on held-out real mels", "",
+                  (f"{inv['clips']} held-out clips × {inv['seconds_each']} s: real audio → normalised mel → "
+                  f"audio by each inversion, on {inv['threads']} CPU thread(s). Distances to the real clip: "
+                  "log-mel L1 (nats, lower is better) and the multi-resolution STFT loss "
+                  "(spectral convergence + log-magnitude L1, lower is better)."), "",
+                  "| inversion | × real time | log-mel L1 | MR-STFT |", "|---|---|---|---|"]
+        for name, label in (("vocoder", "MelGAN vocoder (default)"),
+                            ("griffinlim", f"Griffin-Lim, {inv['griffinlim']['griffinlim_iters']} iterations")):
+            r = inv[name]
+            lines.append(f"| {label} | {r['realtime_factor']} | {r['logmel_l1']} | {r['mrstft']} |")
+        lines.append("")
+    if ev:
+        lines += ["## Benchmark", "", f"    {ev['command']}", "",
+                  f"on {ev['machine']['cpus']} CPU cores ({ev['machine']['platform']}):", "", ev["markdown"], ""]
+    return "\n".join(lines)
 
 
 def _tensorboard(out: Path):

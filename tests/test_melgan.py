@@ -1,6 +1,7 @@
 """MEL-GAN: mel normalisation, a tiny training run through train.py, checkpoints, sample.py, the
 engine (exact length, same seed -> same bytes) and a missing or corrupt checkpoint."""
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -86,9 +87,10 @@ def test_tiny_training_run_lowers_its_loss_and_writes_checkpoint_log_and_card(ti
     assert [int(r["step"]) for r in rows] == [4, 8, 12]
     assert float(rows[-1]["v_stft"]) < float(rows[0]["v_stft"])
     assert float(rows[-1]["v_adv"]) > 0                                 # discriminators joined at step 8
-    card = __import__("json").loads((tiny_run / "card.json").read_text())
+    card = json.loads((tiny_run / "card.json").read_text())
     assert card["steps"] == 12 and card["library"]["train_clips"] == 16
     assert set(card["inversion_on_held_out_real_mels"]) >= {"vocoder", "griffinlim"}
+    assert "Griffin-Lim vs the vocoder" in (tiny_run / "README.md").read_text()
 
 
 def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library, tmp_path):
@@ -106,6 +108,13 @@ def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library,
     assert train.main(args) == 0
     resumed = torch.load(run / "train_state.pt", weights_only=True)
     assert resumed["step"] == 14 and resumed["config"]["gan_frames"] == 32
+    report = {"command": "python -m melodymaker evaluate --modes melgan", "machine": {"cpus": 2, "platform": "x"},
+              "summary": [{"mode": "melgan", "genre_top1_accuracy": 0.5}], "markdown": "| mode |\n|---|\n| melgan |"}
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    assert train.main(args + ["--card-only", "--evaluate-json", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((run / "card.json").read_text())["evaluate"]["summary"]["genre_top1_accuracy"] == 0.5
+    assert "## Benchmark" in (run / "README.md").read_text()
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 14  # card-only trains nothing
 
 
 def test_a_damaged_checkpoint_is_refused_with_a_reason(tmp_path):
@@ -150,7 +159,19 @@ def test_engine_exact_length_same_seed_same_bytes(tiny_models, settings):
     assert a.sr == 22050 and a.audio.dtype == np.float32 and len(a.audio) == round(2.3 * 22050)
     assert a.audio.tobytes() == b.audio.tobytes() and a.audio.tobytes() != c.audio.tobytes()
     assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen)
-    assert a.meta["engine"] == "melgan" and a.meta["step"] == 12
+    assert a.meta["engine"] == "melgan" and a.meta["step"] == 12 and a.meta["inversion"] == "vocoder"
+
+
+def test_griffin_lim_is_a_selectable_fallback(tiny_models, settings, monkeypatch):
+    from melodymaker.engines import melgan
+    from melodymaker.request import GenerationRequest
+    settings.models_dir = tiny_models
+    monkeypatch.setenv("MELODYMAKER_MELGAN_INVERSION", "griffinlim")
+    track = melgan.load(settings).generate(GenerationRequest.parse({"genre": "metal", "mode": "melgan", "length": 1.5}))
+    assert track.meta["inversion"] == "griffinlim" and len(track.audio) == round(1.5 * 22050)
+    monkeypatch.setenv("MELODYMAKER_MELGAN_INVERSION", "wavenet")
+    with pytest.raises(ValueError, match="MELODYMAKER_MELGAN_INVERSION"):
+        melgan.load(settings)
 
 
 def test_server_serves_melgan_with_a_checkpoint(tiny_models, settings):

@@ -2,6 +2,7 @@
 (Griffin-Lim as the fallback). The checkpoint lives in models/melgan/melgan.pt."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -35,14 +36,20 @@ class MelGANEngine(Engine):
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
-def load(settings, *, inversion: str = "vocoder") -> MelGANEngine:
-    """The engine with its checkpoint loaded once; FileNotFoundError when there is none."""
+def load(settings, *, inversion: str | None = None) -> MelGANEngine:
+    """The engine with its checkpoint loaded once; FileNotFoundError when there is none.
+
+    inversion: "vocoder" (default) or "griffinlim", the fallback; the environment variable
+    MELODYMAKER_MELGAN_INVERSION sets it for a server.
+    """
     path = Path(settings.models_dir) / "melgan" / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT} in {path.parent}")
-    from melgan_model.sample import (
-        MelGAN,  # torch is imported only when the mode is loaded
-    )
+    # torch is imported only when the mode is loaded
+    from melgan_model.sample import INVERSIONS, MelGAN
+    inversion = inversion or os.environ.get("MELODYMAKER_MELGAN_INVERSION") or "vocoder"
+    if inversion not in INVERSIONS:
+        raise ValueError(f"MELODYMAKER_MELGAN_INVERSION is {inversion!r}; choose from {', '.join(INVERSIONS)}")
     model = MelGAN.from_file(path)
     if model.mel.sr != SAMPLE_RATE:
         raise ValueError(f"checkpoint makes {model.mel.sr} Hz audio, the app needs {SAMPLE_RATE} Hz")
