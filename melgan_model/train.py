@@ -41,8 +41,8 @@ from .sample import FORMAT, MelGAN, compare_inversions
 
 STATE, CHECKPOINT, LOSSES, CARD = "train_state.pt", "melgan.pt", "losses.csv", "card.json"
 RUN_KEYS = ("genres", "out", "steps", "max_minutes", "threads", "device", "log_every", "save_every",
-            "compare_clips")
-"""What a resumed run may change; everything else comes from the checkpoint's config."""
+            "compare_clips", "gan_every", "gan_per_step", "lr_v", "voc_adv_start")
+"""What a resumed run may change (the schedule); the rest comes from the checkpoint's config."""
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     gan_frames: int = 256         # training window in mel frames (~3 s)
     gan_batch: int = 16
     gan_per_step: int = 1
+    gan_every: int = 1            # mel-GAN updates on every n-th step only (more time for the vocoder)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     fm_weight: float = 2.0
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                          (MSD, "vocoder_discriminator"), (opt_g, "opt_g"), (opt_d, "opt_d"),
                          (opt_v, "opt_v"), (opt_msd, "opt_msd")):
             net.load_state_dict(resume[key])
+        for group in opt_v.param_groups:  # the schedule may change on resume
+            group["lr"] = cfg.lr_v
         rng.set_state(resume["rng"])
         torch.set_rng_state(resume["torch_rng"])
         step, wall = resume["step"], resume["wall_seconds"]
@@ -309,13 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         save(out / CHECKPOINT, inference_checkpoint(s))
 
     from tqdm import tqdm
-    sums, count, last = {c: 0.0 for c in columns[2:]}, 0, {}
+    sums, counts, count, last = {c: 0.0 for c in columns[2:]}, {c: 0 for c in columns[2:]}, 0, {}
     started = time.perf_counter()
     wall0 = wall
     bar = tqdm(total=cfg.steps, initial=step, desc="melgan", file=sys.stderr, mininterval=5)
+    d_hinge = d_ac = g_adv = g_fm = g_ac = torch.zeros(())
     while step < cfg.steps:
         # -- mel GAN: hinge loss, projection + auxiliary genre head, feature matching, EMA --
-        for _ in range(cfg.gan_per_step):
+        gan_now = step % max(1, cfg.gan_every) == 0
+        for _ in range(cfg.gan_per_step if gan_now else 0):
             real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
             real, genre = real.to(device), genre.to(device)
             z, zg = G.noise(len(genre), cfg.gan_frames, generator=rng)
@@ -362,17 +367,19 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(1)
         wall = wall0 + time.perf_counter() - started
         for k, v in zip(columns[2:], (d_hinge, d_ac, g_adv, g_fm, g_ac, v_stft, v_adv, v_fm, vd)):
-            sums[k] += float(v.detach()) if torch.is_tensor(v) else float(v)
+            if gan_now or k.startswith("v"):  # mel-GAN losses only on steps that updated it
+                sums[k] += float(v.detach()) if torch.is_tensor(v) else float(v)
+                counts[k] += 1
         count += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
-            last = {k: round(v / count, 4) for k, v in sums.items()}
+            last = {k: round(v / max(1, counts[k]), 4) for k, v in sums.items()}
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([step, round(wall / 60, 2)] + [last[k] for k in columns[2:]])
             if writer is not None:
                 for k, v in last.items():
                     writer.add_scalar(k, v, step)
             bar.set_postfix(d=last["d_hinge"], g=last["g_adv"], ac=last["g_ac"], stft=last["v_stft"])
-            sums, count = {c: 0.0 for c in columns[2:]}, 0
+            sums, counts, count = {c: 0.0 for c in columns[2:]}, {c: 0 for c in columns[2:]}, 0
         out_of_time = cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60
         if step % cfg.save_every == 0 or out_of_time:
             checkpoint()
@@ -381,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             break
     bar.close()
     if count:
-        last = {k: round(v / count, 4) for k, v in sums.items()}
+        last = {k: round(v / max(1, counts[k]), 4) for k, v in sums.items()}
     checkpoint()
     write_card(out, held, cfg)
     return 0
