@@ -452,7 +452,8 @@ def render_markdown(card: dict) -> str:
                   "log-mel L1 (nats, lower is better) and the multi-resolution STFT loss "
                   "(spectral convergence + log-magnitude L1, lower is better)."), "",
                   "| inversion | × real time | log-mel L1 | MR-STFT |", "|---|---|---|---|"]
-        for name, label in (("vocoder", "MelGAN vocoder (default)"),
+        for name, label in (("vocoder", "MelGAN vocoder + one envelope-correction pass (default)"),
+                            ("vocoder-raw", "MelGAN vocoder alone"),
                             ("griffinlim", f"Griffin-Lim, {inv['griffinlim']['griffinlim_iters']} iterations")):
             r = inv[name]
             lines.append(f"| {label} | {r['realtime_factor']} | {r['logmel_l1']} | {r['mrstft']} |")

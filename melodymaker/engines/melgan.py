@@ -39,7 +39,8 @@ class MelGANEngine(Engine):
 def load(settings, *, inversion: str | None = None) -> MelGANEngine:
     """The engine with its checkpoint loaded once; FileNotFoundError when there is none.
 
-    inversion: "vocoder" (default) or "griffinlim", the fallback; the environment variable
+    inversion: "vocoder" (default: the MelGAN vocoder and one mel-envelope correction pass),
+    "vocoder-raw" (the vocoder alone) or "griffinlim" (the fallback); the environment variable
     MELODYMAKER_MELGAN_INVERSION sets it for a server.
     """
     path = Path(settings.models_dir) / "melgan" / CHECKPOINT
