@@ -1,0 +1,94 @@
+"""Training data: the library's clips as normalised MDCT frames, held in memory.
+
+Normalisation (recorded in the checkpoint, undone by `denormalise`): a power-law compression of
+the MDCT coefficients, c = sign(X) |X|^alpha, then division by each bin's standard deviation over
+the library, so every bin the network sees has unit scale whatever its loudness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from melodymaker.library import Library
+from melodymaker.options import GENRES, SAMPLE_RATE
+
+from .mdct import MDCT
+
+
+def compress(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    return torch.sign(x) * x.abs().pow(alpha)
+
+
+def expand(c: torch.Tensor, alpha: float) -> torch.Tensor:
+    return torch.sign(c) * c.abs().pow(1.0 / alpha)
+
+
+def normalise(coeffs: torch.Tensor, alpha: float, bin_std: torch.Tensor) -> torch.Tensor:
+    """MDCT (..., bins, frames) -> what the network sees."""
+    return compress(coeffs, alpha) / bin_std[:, None]
+
+
+def denormalise(x: torch.Tensor, alpha: float, bin_std: torch.Tensor) -> torch.Tensor:
+    """What the network makes -> MDCT coefficients."""
+    return expand(x * bin_std[:, None], alpha)
+
+
+@dataclass
+class MDCTDataset:
+    """Per-clip normalised MDCT frames (float16, bins x frames) with genre labels."""
+    frames: list[torch.Tensor]
+    labels: list[int]
+    names: list[str]
+    bin_std: torch.Tensor
+    alpha: float
+    hop: int
+    library: Library
+
+    @classmethod
+    def build(cls, genres_dir: str | Path, *, hop: int = 256, alpha: float = 0.5,
+              max_per_genre: int = 0, progress: bool = True) -> "MDCTDataset":
+        from tqdm import tqdm
+        library = Library(Path(genres_dir)).scan()
+        mdct = MDCT(hop)
+        clips = [(GENRES.index(g), c) for g in GENRES
+                 for c in (library.genre_clips(g)[:max_per_genre] if max_per_genre
+                           else library.genre_clips(g))]
+        if not clips:
+            raise SystemExit(f"no audio found in {genres_dir} (expected {genres_dir}/<genre>/<file>)")
+        raw, labels, names = [], [], []
+        for label, clip in tqdm(clips, desc="mdct", disable=not progress):
+            try:
+                y = library.load(clip, SAMPLE_RATE)
+            except Exception as e:  # an unreadable file is skipped and reported, as the library does
+                print(f"skipping {clip.key}: {e}")
+                continue
+            with torch.no_grad():
+                raw.append(compress(mdct(torch.from_numpy(y)), alpha))
+            labels.append(label)
+            names.append(clip.key)
+        cat = torch.cat(raw, dim=1)
+        bin_std = cat.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)
+        frames = [(c / bin_std[:, None]).half() for c in raw]
+        return cls(frames, labels, names, bin_std, alpha, hop, library)
+
+    def batch(self, size: int, frames: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`size` random windows of `frames` frames and their genres."""
+        picks = torch.randint(0, len(self.frames), (size,), generator=gen).tolist()
+        xs = []
+        for i in picks:
+            clip = self.frames[i]
+            if clip.shape[1] < frames:
+                clip = torch.nn.functional.pad(clip, (0, frames - clip.shape[1]))
+            start = int(torch.randint(0, clip.shape[1] - frames + 1, (1,), generator=gen))
+            xs.append(clip[:, start:start + frames].float())
+        return torch.stack(xs), torch.tensor([self.labels[i] for i in picks])
+
+    def counts(self) -> dict[str, int]:
+        return {g: self.labels.count(i) for i, g in enumerate(GENRES) if i in self.labels}
+
+
+def clip_seconds(ds: MDCTDataset) -> float:
+    return float(np.sum([f.shape[1] for f in ds.frames]) * ds.hop / SAMPLE_RATE)

@@ -1,0 +1,310 @@
+"""Train the class-conditional DDIM on the MDCT of a genres/ folder.
+
+    python -m diffusion_model.train --genres genres --out models/ddim            # CPU, small config
+    python -m diffusion_model.train --genres genres --out models/ddim --device cuda \
+        --channels 256,384,512 --blocks 2 --batch-size 32 --steps 200000           # a GPU, large
+
+Writes <out>/ddim.pt (EMA weights in half precision: what the app serves), <out>/card.json and
+<out>/train_state.pt (everything needed to resume; not shipped). Run the same command again to
+continue from train_state.pt up to --steps. Losses go to <out>/log.csv and, when the tensorboard
+package is installed, to <out>/tb/.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shlex
+import signal
+import sys
+import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from melodymaker.options import GENRES, SAMPLE_RATE
+
+from .data import MDCTDataset, clip_seconds
+from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
+from .sample import FORMAT, FORMAT_VERSION
+
+CHECKPOINT = "ddim.pt"
+STATE = "train_state.pt"
+CARD = "card.json"
+
+
+@dataclass
+class TrainConfig:
+    genres: str = field(default="genres", metadata={"help": "library folder in GTZAN layout"})
+    out: str = field(default="models/ddim", metadata={"help": "checkpoint, card and log folder"})
+    seed: int = 0
+    steps: int = field(default=6000, metadata={"help": "total optimiser steps (resuming counts on)"})
+    batch_size: int = 8
+    frames: int = field(default=512, metadata={"help": "training window in MDCT frames (512 = 5.9 s)"})
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = field(default=0.999, metadata={"help": "EMA decay of the shipped weights"})
+    cond_drop: float = field(default=0.1, metadata={"help": "share of genre labels dropped (guidance)"})
+    context_prob: float = field(default=0.5, metadata={"help": "share of windows given known first frames"})
+    hop: int = field(default=256, metadata={"help": "MDCT bins (frame hop in samples)"})
+    alpha: float = field(default=0.5, metadata={"help": "power-law compression of MDCT coefficients"})
+    channels: list[int] = field(default_factory=lambda: [160, 224, 320])
+    blocks: int = 1
+    patch: int = 4
+    attention_heads: int = 8
+    emb_dim: int = 256
+    dropout: float = 0.0
+    guidance: float = field(default=2.0, metadata={"help": "default guidance scale stored for sampling"})
+    sample_steps: int = field(default=25, metadata={"help": "default DDIM steps stored for sampling"})
+    max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
+    save_every: int = 250
+    log_every: int = 25
+    max_minutes: float = field(default=0.0, metadata={"help": "stop (and save) after this long; 0: no limit"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
+    progress: bool = True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    for f in fields(TrainConfig):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, list):
+            p.add_argument(flag, dest=f.name, default=default,
+                           type=lambda s: [int(v) for v in s.split(",")], help="comma-separated")
+        else:
+            p.add_argument(flag, dest=f.name, type=type(default), default=default,
+                           help=f.metadata.get("help", ""))
+
+
+def model_config(cfg: TrainConfig) -> UNetConfig:
+    return UNetConfig(bins=cfg.hop, patch=cfg.patch, channels=tuple(cfg.channels), blocks=cfg.blocks,
+                      attention_heads=cfg.attention_heads, classes=len(GENRES), emb_dim=cfg.emb_dim,
+                      dropout=cfg.dropout)
+
+
+def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, *,
+                   cond_drop: float, context_prob: float, t: torch.Tensor | None = None,
+                   noise: torch.Tensor | None = None) -> torch.Tensor:
+    """v-prediction MSE over the frames the model must make (known context frames excluded)."""
+    b, bins, frames = x0.shape
+    if t is None:
+        t = torch.rand(b, generator=gen)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=gen)
+    t, noise = t.to(x0.device), noise.to(x0.device)
+    a, s = alpha_sigma(t)
+    a, s = a[:, None, None], s[:, None, None]
+    xt = a * x0 + s * noise
+    v = a * noise - s * x0
+    mask = torch.zeros(b, 1, frames)
+    with_context = torch.rand(b, generator=gen) < context_prob
+    known = torch.randint(frames // 16, frames // 4 + 1, (b,), generator=gen)
+    for i in range(b):
+        if with_context[i]:
+            mask[i, :, :known[i]] = 1.0
+    mask = mask.to(x0.device)
+    drop = torch.rand(b, generator=gen) < cond_drop
+    labels = torch.where(drop.to(labels.device), torch.full_like(labels, len(GENRES)), labels)
+    pred = net(xt, x0, mask, t, labels)
+    weight = (1 - mask).expand_as(pred)
+    return ((pred - v) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class Logger:
+    def __init__(self, out: Path):
+        self.path = out / "log.csv"
+        self.fields = ["step", "loss", "probe_loss", "lr", "seconds"]
+        if not self.path.exists():
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.fields)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tb"))
+        except Exception:  # tensorboard is optional
+            self.tb = None
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+        if self.tb:
+            for k in ("loss", "probe_loss", "lr"):
+                if row.get(k) not in (None, ""):
+                    self.tb.add_scalar(k, row[k], row["step"])
+
+
+def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int) -> dict:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": ema.cfg.to_dict(),
+            "model": {k: v.detach().cpu().half() for k, v in ema.state_dict().items()},
+            "audio": {"sr": SAMPLE_RATE, "hop": ds.hop, "alpha": ds.alpha,
+                      "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
+            "genres": list(GENRES), "step": step,
+            "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance,
+                         "window": cfg.frames, "overlap": cfg.frames // 8}}
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
+               wall: float, device: str, losses: dict, argv: list[str]) -> None:
+    from melodymaker.classify.card import library_facts
+    card_path = out / CARD
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    clips = {g: [c for c in ds.library.genre_clips(g)] for g in GENRES}
+    card.update({
+        "model": "class-conditional 1D U-Net DDIM over the MDCT (v-prediction, cosine schedule, "
+                 "classifier-free guidance, trained continuation from known frames)",
+        "command": "python -m diffusion_model.train " + " ".join(shlex.quote(a) for a in argv),
+        "checkpoint": CHECKPOINT,
+        "checkpoint_bytes": (out / CHECKPOINT).stat().st_size if (out / CHECKPOINT).exists() else None,
+        "parameters": count_parameters(net),
+        "library": {**library_facts(Path(cfg.genres), clips, ds.library, []),
+                    "used": len(ds.frames), "seconds": round(clip_seconds(ds), 1)},
+        "training": {"steps": step, "batch_size": cfg.batch_size, "window_frames": cfg.frames,
+                     "window_seconds": round(cfg.frames * cfg.hop / SAMPLE_RATE, 3),
+                     "wall_seconds": round(wall, 1), "device": device,
+                     "torch_threads": torch.get_num_threads() if device == "cpu" else None,
+                     "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "final_losses": losses},
+        "config": asdict(cfg),
+    })
+    tmp = card_path.with_name(CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1))
+    tmp.replace(card_path)
+
+
+def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
+    argv = list(argv or [])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else \
+        ("cpu" if cfg.device == "auto" else cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    ds = MDCTDataset.build(cfg.genres, hop=cfg.hop, alpha=cfg.alpha, max_per_genre=cfg.max_per_genre,
+                           progress=cfg.progress)
+    net = UNet1D(model_config(cfg)).to(device)
+    if cfg.frames % net.multiple:
+        raise SystemExit(f"--frames must be a multiple of {net.multiple}")
+    ema = UNet1D(model_config(cfg)).to(device)
+    ema.load_state_dict(net.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, wall = 0, 0.0
+    state_path = out / STATE
+    if state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        net.load_state_dict(state["net"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        step, wall = state["step"], state["wall"]
+        ds.bin_std = state["bin_std"]  # the statistics the run started with
+        print(f"resuming from {state_path} at step {step}")
+    # a fixed probe batch: the same windows, times and noise at every check, so its loss is comparable
+    pgen = torch.Generator().manual_seed(12345)
+    probe_x, probe_y = ds.batch(16, cfg.frames, pgen)
+    probe_t, probe_noise = torch.linspace(0.05, 0.95, 16), torch.randn(probe_x.shape, generator=pgen)
+
+    def probe() -> float:
+        net.eval()
+        with torch.no_grad():
+            loss = diffusion_loss(net, probe_x.to(device), probe_y.to(device),
+                                  torch.Generator().manual_seed(0), cond_drop=0.0, context_prob=0.0,
+                                  t=probe_t, noise=probe_noise)
+        net.train()
+        return float(loss)
+
+    log = Logger(out)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def save(losses: dict) -> None:
+        atomic_save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                     "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
+                     "config": asdict(cfg)}, state_path)
+        atomic_save(shipped_checkpoint(cfg, ema, ds, step), out / CHECKPOINT)
+        write_card(cfg, out, ds, net, step, wall, device, losses, argv)
+
+    from tqdm import tqdm
+    losses = {"probe_loss_start": probe()} if step == 0 else {}
+    if step == 0:
+        log.write({"step": 0, "probe_loss": losses["probe_loss_start"], "lr": 0.0, "seconds": 0.0})
+    run_start = time.time()
+    started, recent = run_start - wall, []
+    bar = tqdm(total=cfg.steps, initial=step, desc="ddim", disable=not cfg.progress, dynamic_ncols=True)
+    net.train()
+    try:
+        while step < cfg.steps and not stop["now"]:
+            lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x0, labels = ds.batch(cfg.batch_size, cfg.frames, gen)
+            loss = diffusion_loss(net, x0.to(device), labels.to(device), gen,
+                                  cond_drop=cfg.cond_drop, context_prob=cfg.context_prob)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pn in zip(ema.parameters(), net.parameters()):
+                    pe.lerp_(pn, 1 - decay)
+                for be, bn in zip(ema.buffers(), net.buffers()):
+                    be.copy_(bn)
+            recent.append(loss.item())
+            wall = time.time() - started
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, "loss": sum(recent) / len(recent), "lr": lr, "seconds": round(wall, 1)}
+                if step % cfg.save_every == 0 or step == cfg.steps:
+                    row["probe_loss"] = probe()
+                log.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                losses.update({"loss": round(row["loss"], 5)})
+                if "probe_loss" in row:
+                    losses["probe_loss"] = round(row["probe_loss"], 5)
+                recent = []
+            if step % cfg.save_every == 0:
+                save(losses)
+            if cfg.max_minutes and time.time() - run_start > cfg.max_minutes * 60:
+                break
+    except KeyboardInterrupt:
+        print("interrupted: saving")
+    bar.close()
+    losses["probe_loss"] = round(probe(), 5)
+    save(losses)
+    print(f"step {step}: probe loss {losses['probe_loss']:.4f}; wrote {out / CHECKPOINT}")
+    return {"step": step, "losses": losses, "out": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m diffusion_model.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    cfg = TrainConfig(**vars(args))
+    if not Path(cfg.genres).is_dir():
+        p.error(f"--genres {cfg.genres}: no such folder")
+    train(cfg, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

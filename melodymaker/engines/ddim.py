@@ -1,0 +1,47 @@
+"""The ddim mode: a genre-conditioned diffusion model over the MDCT (diffusion_model/), sampled by
+DDIM in windows that continue from each other. The checkpoint lives in models/ddim/ddim.pt."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..options import SAMPLE_RATE
+from ..request import GenerationRequest
+from ..track import Track
+from .base import Capabilities, Engine, Progress, no_progress
+
+CHECKPOINT = "ddim.pt"
+
+
+class DDIMEngine(Engine):
+    """Honours genre, seed and exact length; tempo is left to the shared post stage."""
+    name = "ddim"
+    label = "Diffusion (DDIM)"
+    description = ("A genre-conditioned diffusion model draws the MDCT of the track window by "
+                   "window, each continuing from the last.")
+    capabilities = Capabilities(length=True)
+
+    def __init__(self, model, checkpoint: Path):
+        self.model, self.checkpoint = model, checkpoint
+
+    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+        started = time.perf_counter()
+        progress(0.02, "denoising")
+        y = self.model.sample(request.genre, request.length, request.seed,
+                              progress=lambda f: progress(0.02 + 0.88 * f, "denoising"))
+        meta = {"engine": self.name, "seed": request.seed, "checkpoint": self.checkpoint.name,
+                "checkpoint_step": self.model.step, **{f"ddim_{k}": v for k, v in self.model.defaults.items()},
+                "seconds": round(time.perf_counter() - started, 3)}
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
+
+
+def load(settings) -> DDIMEngine:
+    """The engine with its checkpoint loaded once; FileNotFoundError when there is none."""
+    path = Path(settings.models_dir) / "ddim" / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT} in {path.parent}")
+    from diffusion_model.sample import DDIM  # torch is imported only when the mode is loaded
+    model = DDIM.load(path)
+    if model.sr != SAMPLE_RATE:
+        raise ValueError(f"checkpoint makes {model.sr} Hz audio, the app needs {SAMPLE_RATE} Hz")
+    return DDIMEngine(model, path)
