@@ -13,6 +13,7 @@ import argparse
 import copy
 import csv
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -404,7 +405,7 @@ def write_card(out: Path, held: list, cfg: TrainConfig) -> dict:
     card = {"model": "MelodyMaker MEL-GAN", "checkpoint": CHECKPOINT, "format": FORMAT,
             "version": model.checkpoint_info.get("version"),
             "checkpoint_bytes": (out / CHECKPOINT).stat().st_size,
-            "command": info.get("command"), "library": info.get("library"), "steps": info.get("step"),
+            "command": info.get("command"), "resumed_with": info.get("resumed_with", []), "library": info.get("library"), "steps": info.get("step"),
             "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1), "device": info.get("device"),
             "threads": info.get("threads"), "params": info.get("params"), "config": info.get("config"),
             "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
@@ -412,12 +413,18 @@ def write_card(out: Path, held: list, cfg: TrainConfig) -> dict:
     if getattr(cfg, "evaluate_json", None):
         report = json.loads(Path(cfg.evaluate_json).read_text())
         card["evaluate"] = {"command": report["command"], "machine": report["machine"],
+                            "torch_threads": os.environ.get("OMP_NUM_THREADS", "default"),
                             "summary": next(s for s in report["summary"] if s["mode"] == "melgan"),
                             "markdown": report["markdown"]}
     elif (out / CARD).exists():  # keep figures measured earlier for this same checkpoint
         old = json.loads((out / CARD).read_text())
         if old.get("version") == card["version"] and "evaluate" in old:
             card["evaluate"] = old["evaluate"]
+    if (out / CARD).exists():  # figures added by hand for other inversions of this same checkpoint
+        old = json.loads((out / CARD).read_text())
+        for key in ("evaluate_other_inversions", "notes"):
+            if old.get("version") == card["version"] and key in old:
+                card[key] = old[key]
     (out / CARD).write_text(json.dumps(card, indent=1))
     (out / "README.md").write_text(render_markdown(card))
     return card
@@ -435,6 +442,8 @@ def render_markdown(card: dict) -> str:
         f"{params.get('mel_generator', 0) / 1e6:.2f} M parameters + vocoder {params.get('vocoder', 0) / 1e6:.2f} M)."), "",
         "## Training", "",
         f"    {card['command']}", "",
+        *(["then stopped and resumed (changing only the schedule) with:", ""]
+          + [f"    {c}" for c in card["resumed_with"]] + [""] if card.get("resumed_with") else []),
         (f"- library: `{lib.get('path')}`, {lib.get('note') or 'audio clips'}; "
         f"built by `{lib.get('builder', '?')}`; {lib.get('train_clips')} clips trained on, "
         f"{lib.get('held_out_clips')} held out (the last of each genre) for the vocoder figures"),
@@ -460,7 +469,19 @@ def render_markdown(card: dict) -> str:
         lines.append("")
     if ev:
         lines += ["## Benchmark", "", f"    {ev['command']}", "",
-                  f"on {ev['machine']['cpus']} CPU cores ({ev['machine']['platform']}):", "", ev["markdown"], ""]
+                  (f"on {ev['machine']['cpus']} CPU cores ({ev['machine']['platform']}), torch threads: "
+                  f"{ev.get('torch_threads', 'default')} (OMP_NUM_THREADS):"), "", ev["markdown"], ""]
+        others = card.get("evaluate_other_inversions") or {}
+        if others:
+            lines += ["The same benchmark with the other inversions (`MELODYMAKER_MELGAN_INVERSION=<name>`):", "",
+                      "| inversion | genre fit top-1 | mean p(genre) | × real time (median) | Fréchet |",
+                      "|---|---|---|---|---|"]
+            for name, s in others.items():
+                lines.append(f"| {name} | {s['genre_top1_accuracy']} | {s['genre_fit_mean_probability']} | "
+                             f"{s['realtime_factor_median']} | {s['frechet_distance']} |")
+            lines.append("")
+    if card.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in card["notes"]] + [""]
     return "\n".join(lines)
 
 
