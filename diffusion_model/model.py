@@ -9,6 +9,13 @@ several times real time. Conditioning:
     can continue from the overlap of the previous one (trained inpainting).
 Both embeddings reach every residual block as a FiLM scale and shift.
 
+The head predicts v as gain * x_t + shift, each (B, bins, frames). With the bins folded into a
+few hundred channels the network cannot carry every coefficient of x_t through to its output, and
+MDCT signs are close to unpredictable, so a plain head learned nothing (v-loss stuck at 1.0, the
+loss of a Gaussian). The best denoiser of envelope-shaped noise is exactly an elementwise gain on
+x_t set by the local envelope, which a narrow network can give: with the gain head a tiny run's
+loss falls at once, and the envelope (what the ear and the genre classifier hear) is learned.
+
 Diffusion: v-prediction on a continuous cosine schedule (alpha = cos(pi/2 t), sigma = sin(pi/2 t)),
 sampled by DDIM in model_sampler.py-style code in sample.py.
 """
@@ -32,6 +39,7 @@ class UNetConfig:
     classes: int = 10               # genres; index `classes` is "no genre" (guidance)
     emb_dim: int = 256
     dropout: float = 0.0
+    gain_head: bool = True          # predict v = gain * x_t + shift (see UNet1D)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -128,7 +136,8 @@ class UNet1D(nn.Module):
             if i > 0:
                 self.upsample.append(nn.ConvTranspose1d(c, c, 4, stride=2, padding=1))
         self.up_attn = Attention(cfg.channels[-1], cfg.attention_heads)
-        self.head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv1d(c, cfg.bins * p, 3, padding=1))
+        outs = cfg.bins * p * (2 if cfg.gain_head else 1)
+        self.head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv1d(c, outs, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
@@ -167,7 +176,11 @@ class UNet1D(nn.Module):
                 h = self.up_attn(h)
             if i < len(self.upsample):
                 h = self.upsample[i](h)
-        return self._unfold(self.head(h))
+        out = self._unfold(self.head(h))
+        if not self.cfg.gain_head:
+            return out
+        gain, shift = out.chunk(2, dim=1)
+        return gain * x + shift
 
 
 # -- the schedule (continuous time, cosine, v-prediction) -------------------------------------
