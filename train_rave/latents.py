@@ -1,0 +1,236 @@
+"""Any RAVE TorchScript export (official or ours) behind one small class, the per-genre bank of
+library latents, and genre latent trajectories made from it (seeded segments of the genre's
+clips, spliced with latent crossfades and perturbed by smoothed noise).
+
+    python -m train_rave.latents --model models/rave/rave.ts --genres genres
+        # writes models/rave/rave.latents.pt: every library clip encoded once
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BANK_FORMAT = "melodymaker-rave-latents/1"
+DECODE_CHUNK = 1024     # latent frames per decoder pass: bounds memory on long tracks
+DECODE_CONTEXT = 32     # latent frames of context each side, beyond our decoder's receptive field
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+class RaveExport:
+    """A `.ts` made by `rave export` (v1 or v2) or by train_rave, loaded by plain torch.jit.load.
+
+    sr comes from the `sr` attribute (v2) or the `sampling_rate` buffer (v1); the latent width
+    and the samples per latent frame from `decode_params` = [latent, ratio, out_channels, 1]."""
+
+    def __init__(self, module: torch.jit.ScriptModule, path: Path | None = None):
+        self.module = module.eval()
+        self.path = path
+        if not hasattr(module, "decode") or not hasattr(module, "encode"):
+            raise ValueError("not a RAVE export: it has no encode/decode methods")
+        if hasattr(module, "sr"):
+            sr = module.sr
+        elif hasattr(module, "sampling_rate"):
+            sr = module.sampling_rate
+        else:
+            raise ValueError("not a RAVE export: no `sr` attribute or `sampling_rate` buffer")
+        self.sr = int(sr.item() if torch.is_tensor(sr) else sr)
+        if not hasattr(module, "decode_params"):
+            raise ValueError("not a RAVE export: no `decode_params` buffer")
+        dp = [int(v) for v in module.decode_params.tolist()]
+        self.latent_size, self.ratio, self.out_channels = dp[0], dp[1], dp[2]
+        if hasattr(module, "encode_params"):
+            ep = [int(v) for v in module.encode_params.tolist()]
+            if ep[3] != self.ratio:
+                raise ValueError(f"encode ratio {ep[3]} differs from decode ratio {self.ratio}")
+        if self.sr <= 0 or self.latent_size <= 0 or self.ratio <= 0:
+            raise ValueError(f"implausible RAVE export (sr {self.sr}, latent {self.latent_size}, ratio {self.ratio})")
+        self.digest = file_digest(path) if path is not None else ""
+        self.lock = threading.Lock()  # one decode at a time: exports may hold streaming caches or draw noise
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RaveExport:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no RAVE export at {path}")
+        return cls(torch.jit.load(str(path), map_location="cpu"), path)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sr / self.ratio
+
+    def describe(self) -> dict:
+        return {"file": self.path.name if self.path else None, "sr": self.sr,
+                "latent_size": self.latent_size, "ratio": self.ratio, "digest": self.digest}
+
+    @torch.inference_mode()
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        """Mono float audio at self.sr -> latents (latent_size, frames), the encoder's output."""
+        x = torch.from_numpy(np.asarray(y, dtype=np.float32))[None, None]
+        pad = (-x.shape[-1]) % self.ratio
+        with self.lock:
+            z = self.module.encode(torch.nn.functional.pad(x, (0, pad)))
+        return z[0, : self.latent_size].float().numpy()
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray, *, seed: int = 0, progress=None) -> np.ndarray:
+        """Latents (latent_size, frames) -> mono float32 audio at self.sr, frames * ratio samples,
+        in chunks that share DECODE_CONTEXT frames of context each side (no seams). Any noise the
+        export draws comes from torch's generator seeded with `seed`, so output is reproducible."""
+        z = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+        frames, out = z.shape[-1], []
+        with self.lock, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+            for start in range(0, frames, DECODE_CHUNK):
+                stop = min(frames, start + DECODE_CHUNK)
+                lo, hi = max(0, start - DECODE_CONTEXT), min(frames, stop + DECODE_CONTEXT)
+                y = self.module.decode(z[None, :, lo:hi])[0].float()
+                y = y.mean(0)  # stereo exports: mono mix
+                a = (start - lo) * self.ratio
+                out.append(y[a: a + (stop - start) * self.ratio])
+                if progress is not None:
+                    progress(stop / frames)
+        return torch.cat(out).numpy().astype(np.float32)
+
+
+# -- the bank of library latents ------------------------------------------------------------------
+def build_bank(model: RaveExport, genres_dir: str | Path, *, genres: list[str] | None = None,
+               max_per_genre: int = 0, progress: bool = False) -> dict:
+    """Encode the library's clips: {"format", "model": model.describe(), "genres": {genre:
+    {"names": [...], "latents": [float16 tensor (latent_size, frames)]}}}. Unreadable clips are
+    skipped, as the library skips them."""
+    import tempfile
+
+    from melodymaker.audio import load
+    from melodymaker.errors import AudioDecodeError
+    from melodymaker.library import Library
+    from melodymaker.options import GENRES
+    with tempfile.TemporaryDirectory() as cache:
+        library = Library(Path(genres_dir), Path(cache)).scan()
+    bank = {"format": BANK_FORMAT, "model": model.describe(), "genres": {}}
+    for genre in genres or GENRES:
+        clips = sorted(library.genre_clips(genre), key=lambda c: c.name)
+        if max_per_genre:
+            clips = clips[:max_per_genre]
+        names, latents = [], []
+        for clip in clips:
+            try:
+                y = load(clip.path, model.sr)
+            except AudioDecodeError:
+                continue
+            if len(y) < 4 * model.ratio:
+                continue
+            latents.append(torch.from_numpy(model.encode(y)).half())
+            names.append(clip.name)
+        if latents:
+            bank["genres"][genre] = {"names": names, "latents": latents}
+        if progress:
+            print(f"  {genre}: {len(latents)} clips encoded", file=sys.stderr)
+    return bank
+
+
+def save_bank(bank: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(bank, tmp)
+    tmp.replace(path)
+
+
+def load_bank(path: Path) -> dict:
+    bank = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(bank, dict) or bank.get("format") != BANK_FORMAT:
+        raise ValueError(f"{path.name} is not a RAVE latent bank (format {BANK_FORMAT!r})")
+    return bank
+
+
+def bank_fits(bank: dict, model: RaveExport) -> bool:
+    """The bank was encoded by this very export (same file contents)."""
+    m = bank.get("model", {})
+    return m.get("latent_size") == model.latent_size and (not model.digest or m.get("digest") == model.digest)
+
+
+# -- genre trajectories -----------------------------------------------------------------------------
+def genre_trajectory(latents: list, frames: int, seed: int, *, frame_rate: float,
+                     segment_seconds: tuple[float, float] = (4.0, 8.0), crossfade_seconds: float = 0.5,
+                     variation: float = 0.15) -> tuple[np.ndarray, list[dict]]:
+    """A latent trajectory (latent_size, frames) made of the genre's own material: seeded segments
+    of its clips' trajectories, spliced with linear crossfades in latent space (interpolating from
+    one segment into the next), plus smoothed Gaussian noise of `variation` times each latent
+    dimension's spread in the genre. Returns the trajectory and the segments used."""
+    if not latents:
+        raise ValueError("no latent trajectories to draw from")
+    if frames < 1:
+        raise ValueError("frames must be positive")
+    rng = np.random.default_rng(seed)
+    trajs = [np.asarray(t.float().numpy() if torch.is_tensor(t) else t, dtype=np.float32) for t in latents]
+    dims = trajs[0].shape[0]
+    xfade = max(1, round(crossfade_seconds * frame_rate))
+    lo, hi = (max(xfade + 1, round(s * frame_rate)) for s in segment_seconds)
+    out = np.zeros((dims, frames), dtype=np.float32)
+    used, pos = [], 0
+    while pos < frames:
+        i = int(rng.integers(len(trajs)))
+        t = trajs[i]
+        length = min(int(rng.integers(lo, hi + 1)), t.shape[1])
+        start = int(rng.integers(0, t.shape[1] - length + 1))
+        seg = t[:, start: start + length]
+        if pos == 0:
+            n = min(length, frames)
+            out[:, :n] = seg[:, :n]
+            used.append({"clip": i, "start": start, "frames": n, "at": 0})
+            pos = n
+            continue
+        # crossfade: the last `xfade` frames written blend into the segment's first frames
+        x = min(xfade, length - 1, pos)
+        at = pos - x
+        n = min(length, frames - at)
+        ramp = np.linspace(0.0, 1.0, x + 2, dtype=np.float32)[1:-1] if x else np.zeros(0, np.float32)
+        k = min(x, n)
+        out[:, at: at + k] = out[:, at: at + k] * (1 - ramp[:k]) + seg[:, :k] * ramp[:k]
+        out[:, at + k: at + n] = seg[:, k:n]
+        used.append({"clip": i, "start": start, "frames": n, "at": at})
+        pos = at + n
+    if variation > 0:
+        spread = np.concatenate(trajs, axis=1).std(axis=1, keepdims=True)
+        noise = rng.standard_normal((dims, frames + 2 * xfade)).astype(np.float32)
+        kernel = np.hanning(2 * xfade + 1).astype(np.float32)
+        kernel /= np.sqrt((kernel ** 2).sum())  # unit variance after smoothing
+        smooth = np.stack([np.convolve(row, kernel, mode="same") for row in noise])[:, xfade: xfade + frames]
+        out += variation * spread * smooth
+    return out, used
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train_rave.latents", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="a RAVE .ts export")
+    p.add_argument("--genres", type=Path, default=Path("genres"))
+    p.add_argument("--genre", action="append", help="only this genre (repeatable); a per-genre model takes its own")
+    p.add_argument("--max-per-genre", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, help="default: <model>.latents.pt beside the model")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = RaveExport.from_file(args.model)
+    bank = build_bank(model, args.genres, genres=args.genre, max_per_genre=args.max_per_genre, progress=True)
+    out = args.out or args.model.with_suffix(".latents.pt")
+    save_bank(bank, out)
+    print(f"{out}: {sum(len(g['names']) for g in bank['genres'].values())} clips of "
+          f"{len(bank['genres'])} genres")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

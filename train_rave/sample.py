@@ -1,0 +1,200 @@
+"""Make audio with RAVE exports: genre + length + seed -> a latent trajectory of the genre's own
+material (see latents.py) -> decode -> resample to the app's rate.
+
+    python -m train_rave.sample --checkpoint models/rave/rave.ts --genre jazz --length 20 \
+        --seed 7 --out jazz.wav [--variation 0.15]
+
+--checkpoint takes a `.ts` export (ours or official) or our `rave.pt` (scripted in memory); its
+latent bank is `<stem>.latents.pt` beside it (made by training, or by `python -m
+train_rave.latents`), and is encoded from --genres on the fly when missing.
+A folder (models/rave) serves one multi-genre export `rave.ts` and/or per-genre exports
+`<genre>.ts`: a genre with its own export uses it, every other genre the multi-genre one.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .latents import RaveExport, bank_fits, build_bank, file_digest, genre_trajectory, load_bank, save_bank
+
+MULTI = "rave"          # the stem of the multi-genre export
+VARIATION = 0.15        # latent noise, in units of each dimension's spread in the genre
+
+
+class GenreRave:
+    """Loaded RAVE exports (one multi-genre, any per-genre) and their latent banks.
+
+    Holds no generation settings: genre, seed, length and variation arrive with each call."""
+
+    def __init__(self, models: dict[str, RaveExport], *, banks: dict[str, dict] | None = None,
+                 genres_dir: Path | None = None, cache_dir: Path | None = None):
+        if not models:
+            raise FileNotFoundError("no RAVE export to load")
+        self.models, self.banks = models, dict(banks or {})
+        self.genres_dir, self.cache_dir = genres_dir, cache_dir
+        self._lock = threading.Lock()
+
+    # -- loading --------------------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, genres_dir: Path | None = None,
+                    cache_dir: Path | None = None) -> GenreRave:
+        """`rave.ts` (multi-genre) and `<genre>.ts` files of a folder; a single other `.ts` is
+        taken as the multi-genre export. File names match genres case-insensitively."""
+        from melodymaker.options import GENRES
+        folder = Path(folder)
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() == ".ts" and p.is_file()) if folder.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"no RAVE export (*.ts) in {folder}")
+        chosen = {p.stem.lower(): p for p in files if p.stem.lower() in GENRES or p.stem.lower() == MULTI}
+        others = [p for p in files if p.stem.lower() not in chosen]
+        if MULTI not in chosen and len(others) == 1:
+            chosen[MULTI] = others[0]
+        if not chosen:
+            raise FileNotFoundError(f"no rave.ts or <genre>.ts in {folder} (found {', '.join(p.name for p in files)})")
+        models = {key: RaveExport.from_file(path) for key, path in chosen.items()}
+        banks = {}
+        for key, model in models.items():
+            bank_path = model.path.with_name(model.path.stem + ".latents.pt")
+            if bank_path.is_file():
+                bank = load_bank(bank_path)
+                if bank_fits(bank, model):
+                    banks[key] = bank
+        return cls(models, banks=banks, genres_dir=genres_dir, cache_dir=cache_dir)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, genres_dir: Path | None = None) -> GenreRave:
+        """One file: a `.ts` export, or our `rave.pt` scripted in memory."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no RAVE checkpoint at {path}")
+        if path.suffix == ".pt":
+            from .model import export
+            from .train import metadata_json, model_from_checkpoint
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            model = RaveExport(export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
+            model.path = path
+        else:
+            model = RaveExport.from_file(path)
+        banks = {}
+        bank_path = path.with_name(path.stem + ".latents.pt")
+        if bank_path.is_file():
+            bank = load_bank(bank_path)
+            if bank_fits(bank, model):
+                banks[MULTI] = bank
+        return cls({MULTI: model}, banks=banks, genres_dir=genres_dir)
+
+    # -- the parts of one generation -------------------------------------------------------------
+    def model_for(self, genre: str) -> tuple[str, RaveExport]:
+        if genre in self.models:
+            return genre, self.models[genre]
+        if MULTI in self.models:
+            return MULTI, self.models[MULTI]
+        raise LookupError(f"no RAVE export for {genre}: add models/rave/{genre}.ts or a multi-genre rave.ts")
+
+    def genre_latents(self, key: str, model: RaveExport, genre: str) -> dict:
+        """{"names", "latents"} of the genre's library clips under this export: from its bank,
+        else encoded now from the library (once; kept in memory and in the cache folder)."""
+        with self._lock:
+            bank = self.banks.get(key)
+            if bank is not None and genre in bank["genres"]:
+                return bank["genres"][genre]
+            cached = self._cache_path(key, model)
+            if bank is None and cached is not None and cached.is_file():
+                bank = load_bank(cached)
+                if not bank_fits(bank, model):
+                    bank = None
+                else:
+                    self.banks[key] = bank
+                    if genre in bank["genres"]:
+                        return bank["genres"][genre]
+            if self.genres_dir is None:
+                raise LookupError(f"no latents of {genre} for {model.path.name if model.path else key} "
+                                  "and no library to encode them from")
+            built = build_bank(model, self.genres_dir, genres=[genre])
+            if genre not in built["genres"]:
+                raise LookupError(f"the library has no readable {genre} clips to draw RAVE latents from")
+            bank = self.banks.setdefault(key, {**built, "genres": {}})
+            bank["genres"][genre] = built["genres"][genre]
+            if cached is not None:
+                save_bank(bank, cached)
+            return bank["genres"][genre]
+
+    def _cache_path(self, key: str, model: RaveExport) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = model.digest or (file_digest(model.path) if model.path else key)
+        return Path(self.cache_dir) / "rave" / f"{key}-{digest}.latents.pt"
+
+    def generate(self, genre: str, n_samples: int, *, sr: int, seed: int, variation: float = VARIATION,
+                 progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
+        """float32 mono audio of exactly n_samples at `sr`, and what it was made from."""
+        from melodymaker.audio import fit_length, resample
+        if n_samples < 1:
+            raise ValueError("n_samples must be positive")
+        if not 0 <= variation <= 2:
+            raise ValueError(f"variation must be within 0-2, got {variation}")
+        progress = progress or (lambda f, m="": None)
+        key, model = self.model_for(genre)
+        progress(0.02, "gathering the genre's latents")
+        material = self.genre_latents(key, model, genre)
+        n_model = math.ceil(n_samples * model.sr / sr) + 2 * model.ratio
+        frames = math.ceil(n_model / model.ratio)
+        z, used = genre_trajectory(material["latents"], frames, seed, frame_rate=model.frame_rate,
+                                   variation=variation)
+        progress(0.1, "decoding")
+        y = model.decode(z, seed=seed, progress=lambda f: progress(0.1 + 0.8 * f, "decoding"))
+        y = fit_length(resample(y, model.sr, sr), n_samples).astype(np.float32)
+        progress(1.0, "done")
+        info = {"model": model.describe(), "variation": variation,
+                "segments": [{"clip": material["names"][u["clip"]], "start_s": round(u["start"] / model.frame_rate, 2),
+                              "seconds": round(u["frames"] / model.frame_rate, 2)} for u in used]}
+        return y, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train_rave.sample", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=Path("models/rave/rave.ts"),
+                   help="a .ts export, our rave.pt, or a folder of rave.ts / <genre>.ts")
+    p.add_argument("--genre", required=True)
+    p.add_argument("--length", type=float, default=10.0, help="seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variation", type=float, default=VARIATION)
+    p.add_argument("--genres", type=Path, default=Path("genres"), help="library, for latents not in a bank")
+    p.add_argument("--sr", type=int, default=22050)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True, help="a .wav file")
+    args = p.parse_args(argv)
+    from melodymaker.options import GENRES
+    if args.genre not in GENRES:
+        p.error(f"unknown genre {args.genre!r}; choose from {', '.join(GENRES)}")
+    if not 0 < args.length <= 600:
+        p.error("--length must be within 0-600 s")
+    torch.set_num_threads(args.threads)
+    import soundfile as sf
+    if args.checkpoint.is_dir():
+        rave = GenreRave.from_folder(args.checkpoint, genres_dir=args.genres)
+    else:
+        rave = GenreRave.from_checkpoint(args.checkpoint, genres_dir=args.genres)
+    n = round(args.length * args.sr)
+    t = time.perf_counter()
+    y, info = rave.generate(args.genre, n, sr=args.sr, seed=args.seed, variation=args.variation)
+    seconds = time.perf_counter() - t
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(args.out, y, args.sr, subtype="PCM_16")
+    print(f"{args.out}: {len(y)} samples, {len(y) / args.sr:.2f} s of {args.genre} from "
+          f"{len(info['segments'])} latent segments ({args.length / seconds if seconds else math.inf:.1f}× real time)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
