@@ -29,7 +29,7 @@ from melodymaker.options import GENRES, SAMPLE_RATE
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
-from .sample import FORMAT, FORMAT_VERSION
+from .sample import FORMAT, FORMAT_VERSION, SOLVERS
 
 CHECKPOINT = "ddim.pt"
 STATE = "train_state.pt"
@@ -60,7 +60,8 @@ class TrainConfig:
     emb_dim: int = 256
     dropout: float = 0.0
     guidance: float = field(default=2.0, metadata={"help": "default guidance scale stored for sampling"})
-    sample_steps: int = field(default=25, metadata={"help": "default DDIM steps stored for sampling"})
+    sample_steps: int = field(default=25, metadata={"help": "default sampler steps stored for sampling"})
+    solver: str = field(default="ddim", metadata={"help": "default sampler stored for sampling: ddim or dpm++2m"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
     save_every: int = 250
     log_every: int = 25
@@ -146,7 +147,7 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
             "audio": {"sr": SAMPLE_RATE, "hop": ds.hop, "alpha": ds.alpha,
                       "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
             "genres": list(GENRES), "step": step,
-            "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance,
+            "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance, "solver": cfg.solver,
                          "window": cfg.frames, "overlap": cfg.frames // 8}}
 
 
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(**vars(args))
     if not Path(cfg.genres).is_dir():
         p.error(f"--genres {cfg.genres}: no such folder")
+    if cfg.solver not in SOLVERS:
+        p.error(f"--solver must be one of: {', '.join(SOLVERS)}")
     train(cfg, argv)
     return 0
 

@@ -114,6 +114,18 @@ def test_long_tracks_are_windows_that_continue_without_a_seam(tiny_run):
     assert abs(np.corrcoef(a[:len(b)], b[:len(a)])[0, 1]) < 0.5
 
 
+def test_both_solvers_make_the_same_kind_of_window(tiny_run):
+    model = sample.DDIM.load(tiny_run / "ddim.pt")
+    ddim = model.sample("jazz", 1.0, seed=5, steps=6, solver="ddim")
+    dpm = model.sample("jazz", 1.0, seed=5, steps=6, solver="dpm++2m")
+    assert len(ddim) == len(dpm) == 22050 and np.isfinite(dpm).all()
+    # the same start noise down the same ODE: close, but the second-order steps differ
+    assert 0.5 < np.sqrt((dpm ** 2).mean() / (ddim ** 2).mean()) < 2
+    assert np.corrcoef(ddim, dpm)[0, 1] > 0.5 and not np.array_equal(ddim, dpm)
+    with pytest.raises(ValueError, match="solver"):
+        model.sample("jazz", 1.0, seed=5, solver="euler")
+
+
 def test_sample_cli_writes_exact_length(tiny_run, tmp_path, capsys):
     out = tmp_path / "x.wav"
     assert sample.main(["--checkpoint", str(tiny_run / "ddim.pt"), "--genre", "metal", "--length",
