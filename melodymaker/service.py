@@ -23,7 +23,7 @@ from .track import Track
 UPLOAD_MAX_SECONDS = 10 * 60
 
 PLANNED = {  # label and description of modes whose engine is not loadable here, so the page can say why
-    "rave": ("RAVE", "A variational autoencoder decoding genre latents to audio."),
+    "rave": ("RAVE", "A RAVE variational autoencoder decoding latents drawn from the genre's library clips."),
     "ddim": ("Diffusion (DDIM)", "A genre-conditioned diffusion model over the MDCT."),
     "melgan": ("MEL-GAN", "A genre-conditioned mel-spectrogram GAN with a neural vocoder."),
     "compose": ("Composer", "Writes a genre arrangement as MIDI and renders it with a SoundFont."),

@@ -274,3 +274,13 @@ def test_bad_sample_arguments_are_refused_clearly(tiny_run, tmp_path, capsys):
         train.main(["--out", str(tmp_path / "r"), "--window", "1000", "--fresh"])
     with pytest.raises(ValueError, match="strides must be even"):
         RAVE(RaveConfig(strides=(3, 4, 2)))
+
+
+def test_decode_benchmark_reports_realtime_factors(tiny_run, tmp_path):
+    out = tmp_path / "speed.json"
+    threads = torch.get_num_threads()
+    assert sample.main(["--checkpoint", str(tiny_run / "rave.ts"), "--benchmark", str(out)]) == 0
+    assert torch.get_num_threads() == threads
+    report = json.loads(out.read_text())
+    assert set(report["realtime_factor_by_threads"]) == {"1", "2"}
+    assert all(v > 1 for v in report["realtime_factor_by_threads"].values())

@@ -80,7 +80,8 @@ class RaveExport:
         """Mono float audio at self.sr -> latents (latent_size, frames), the encoder's output."""
         x = torch.from_numpy(np.asarray(y, dtype=np.float32))[None, None]
         pad = (-x.shape[-1]) % self.ratio
-        with self.lock:
+        with self.lock, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # official v2 encoders sample the posterior: the bank is reproducible
             z = self.module.encode(torch.nn.functional.pad(x, (0, pad)))
         return z[0, : self.latent_size].float().numpy()
 

@@ -159,20 +159,54 @@ class GenreRave:
         return y, info
 
 
+def benchmark_decode(model: RaveExport, *, seconds: float = 30.0, threads=(1, 2), repeats: int = 3) -> dict:
+    """Decode speed in × real time: `seconds` of random latents, best of `repeats`, per thread count."""
+    frames = math.ceil(seconds * model.frame_rate)
+    z = np.random.default_rng(0).standard_normal((model.latent_size, frames)).astype(np.float32)
+    before, out = torch.get_num_threads(), {}
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            model.decode(z[:, :64])  # warm-up
+            best = min(_timed(model.decode, z) for _ in range(repeats))
+            out[str(n)] = round(frames / model.frame_rate / best, 1)
+    finally:
+        torch.set_num_threads(before)
+    return {"realtime_factor_by_threads": out, "seconds_decoded": round(frames / model.frame_rate, 2),
+            "model": model.describe()}
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train_rave.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=Path("models/rave/rave.ts"),
                    help="a .ts export, our rave.pt, or a folder of rave.ts / <genre>.ts")
-    p.add_argument("--genre", required=True)
+    p.add_argument("--genre")
     p.add_argument("--length", type=float, default=10.0, help="seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variation", type=float, default=VARIATION)
     p.add_argument("--genres", type=Path, default=Path("genres"), help="library, for latents not in a bank")
     p.add_argument("--sr", type=int, default=22050)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True, help="a .wav file")
+    p.add_argument("--out", type=Path, help="a .wav file")
+    p.add_argument("--benchmark", type=Path, metavar="JSON",
+                   help="instead of sampling: measure decode speed on 1 and 2 threads, write it here")
     args = p.parse_args(argv)
+    if args.benchmark:
+        rave = GenreRave.from_checkpoint(args.checkpoint)
+        report = benchmark_decode(rave.models[MULTI])
+        import json
+        args.benchmark.write_text(json.dumps(report, indent=1))
+        print(json.dumps(report["realtime_factor_by_threads"]))
+        return 0
+    if not args.genre or not args.out:
+        p.error("--genre and --out are required")
     from melodymaker.options import GENRES
     if args.genre not in GENRES:
         p.error(f"unknown genre {args.genre!r}; choose from {', '.join(GENRES)}")
