@@ -176,6 +176,29 @@ def benchmark_decode(model: RaveExport, *, seconds: float = 30.0, threads=(1, 2)
             "model": model.describe()}
 
 
+def genre_fit_check(rave: GenreRave, classifier, *, per_genre: int = 3, seconds: float = 10.0,
+                    sr: int = 22050) -> dict:
+    """The point of the latent banks, measured: classifier top-1 and mean p(genre) of audio decoded
+    from the genre's library latents (as served) and from N(0, 1) latents (the seed's way)."""
+    from melodymaker.options import GENRES
+    rows = {"library_latents": [], "random_latents": []}
+    for gi, genre in enumerate(GENRES):
+        key, model = rave.model_for(genre)
+        for i in range(per_genre):
+            seed = 1000 * i + gi
+            y, _ = rave.generate(genre, round(seconds * sr), sr=sr, seed=seed)
+            frames = math.ceil(seconds * model.frame_rate) + 2
+            z = np.random.default_rng(seed).standard_normal((model.latent_size, frames)).astype(np.float32)
+            from melodymaker.audio import fit_length, resample
+            noise = fit_length(resample(model.decode(z, seed=seed), model.sr, sr), round(seconds * sr))
+            for name, audio in (("library_latents", y), ("random_latents", noise)):
+                probs = classifier.predict(audio, sr)
+                rows[name].append((max(probs, key=probs.get) == genre, probs[genre]))
+    return {name: {"genre_top1_accuracy": round(float(np.mean([t for t, _ in r])), 3),
+                   "genre_fit_mean_probability": round(float(np.mean([p for _, p in r])), 3), "requests": len(r)}
+            for name, r in rows.items()} | {"per_genre": per_genre, "seconds": seconds}
+
+
 def _timed(fn, *args) -> float:
     t = time.perf_counter()
     fn(*args)
@@ -197,7 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="a .wav file")
     p.add_argument("--benchmark", type=Path, metavar="JSON",
                    help="instead of sampling: measure decode speed on 1 and 2 threads, write it here")
+    p.add_argument("--fit-check", type=Path, metavar="JSON",
+                   help="instead of sampling: genre fit of library latents vs N(0, 1) latents, written here")
     args = p.parse_args(argv)
+    if args.fit_check:
+        import json
+
+        from melodymaker.classify import load_classifier
+        torch.set_num_threads(args.threads)
+        rave = (GenreRave.from_folder if args.checkpoint.is_dir() else GenreRave.from_checkpoint)(
+            args.checkpoint, genres_dir=args.genres)
+        report = genre_fit_check(rave, load_classifier(Path("models/classifier")))
+        args.fit_check.write_text(json.dumps(report, indent=1))
+        print(json.dumps(report))
+        return 0
     if args.benchmark:
         rave = GenreRave.from_checkpoint(args.checkpoint)
         report = benchmark_decode(rave.models[MULTI])

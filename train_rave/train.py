@@ -93,9 +93,10 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--evaluate-json", type=Path,
                    help="with --card-only: the JSON of `python -m melodymaker evaluate --modes rave`")
     p.add_argument("--speed-json", type=Path, help="with --card-only: decode speed figures to record")
+    p.add_argument("--fit-json", type=Path, help="with --card-only: `sample.py --fit-check` figures to record")
     args = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    extra = {k: getattr(args, k) for k in ("fresh", "no_progress", "card_only", "evaluate_json", "speed_json")}
+    extra = {k: getattr(args, k) for k in ("fresh", "no_progress", "card_only", "evaluate_json", "speed_json", "fit_json")}
     return cfg, extra
 
 
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--card-only needs a trained {state_path}")
         if not (out / BANK).exists():  # a run stopped before its end: finish what it writes last
             write_bank(out, cfg)
-        write_card(out, cfg, evaluate_json=extra["evaluate_json"], speed_json=extra["speed_json"])
+        write_card(out, cfg, evaluate_json=extra["evaluate_json"], speed_json=extra["speed_json"],
+                   fit_json=extra["fit_json"])
         return 0
     torch.manual_seed(cfg.seed)
     t_load = time.perf_counter()
@@ -384,7 +386,7 @@ def reconstruction(model_path: Path, clips: list[np.ndarray]) -> dict | None:
 
 
 def write_card(out: Path, cfg: TrainConfig, *, held: list | None = None, evaluate_json: Path | None = None,
-               speed_json: Path | None = None) -> dict:
+               speed_json: Path | None = None, fit_json: Path | None = None) -> dict:
     """card.json and README.md beside the checkpoint: what was trained, how, and its figures."""
     ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
     info = ckpt["info"]
@@ -413,6 +415,10 @@ def write_card(out: Path, cfg: TrainConfig, *, held: list | None = None, evaluat
         card["decode_speed"] = json.loads(Path(speed_json).read_text())
     elif same and "decode_speed" in old:
         card["decode_speed"] = old["decode_speed"]
+    if fit_json:
+        card["genre_fit_library_vs_random_latents"] = json.loads(Path(fit_json).read_text())
+    elif same and "genre_fit_library_vs_random_latents" in old:
+        card["genre_fit_library_vs_random_latents"] = old["genre_fit_library_vs_random_latents"]
     if same and "notes" in old:
         card["notes"] = old["notes"]
     (out / CARD).write_text(json.dumps(card, indent=1))
@@ -456,6 +462,16 @@ def render_markdown(card: dict) -> str:
         lines += ["## Decode speed", "", "| threads | × real time |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in s.get("realtime_factor_by_threads", {}).items()]
         lines += ["", s.get("note", ""), ""]
+    fit = card.get("genre_fit_library_vs_random_latents")
+    if fit:
+        lines += ["## Genre from the latents", "",
+                  (f"The shipped classifier on {fit['library_latents']['requests']} tracks of {fit['seconds']} s "
+                   f"({fit['per_genre']} seeds per genre, before the post stage), decoded by `rave.ts` from:"), "",
+                  "| latents | genre fit top-1 | mean p(genre) |", "|---|---|---|",
+                  (f"| the genre's library clips, spliced and varied (served) | "
+                   f"{fit['library_latents']['genre_top1_accuracy']} | {fit['library_latents']['genre_fit_mean_probability']} |"),
+                  (f"| N(0, 1) noise (the seed's way) | {fit['random_latents']['genre_top1_accuracy']} | "
+                   f"{fit['random_latents']['genre_fit_mean_probability']} |"), ""]
     if ev:
         lines += ["## Benchmark", "", f"    {ev['command']}", "",
                   (f"on {ev['machine']['cpus']} CPU cores ({ev['machine']['platform']}), torch threads: "
