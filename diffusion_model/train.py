@@ -60,7 +60,7 @@ class TrainConfig:
     emb_dim: int = 256
     dropout: float = 0.0
     guidance: float = field(default=2.0, metadata={"help": "default guidance scale stored for sampling"})
-    sample_steps: int = field(default=25, metadata={"help": "default sampler steps stored for sampling"})
+    sample_steps: int = field(default=15, metadata={"help": "default sampler steps stored for sampling"})
     solver: str = field(default="ddim", metadata={"help": "default sampler stored for sampling: ddim or dpm++2m"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
     save_every: int = 250
