@@ -91,6 +91,8 @@ def test_tiny_training_run_lowers_its_loss_and_writes_everything(tiny_run):
     assert float(rows[2]["d_hinge"]) > 0 and float(rows[0]["d_hinge"]) == 0
     card = json.loads((tiny_run / "card.json").read_text())
     assert card["steps"] == 12 and card["library"]["train_clips"] == 16
+    assert card["phases"] == [{"phase": "spectral", "from_step": 0, "to_step": 8},
+                              {"phase": "adversarial", "from_step": 8, "to_step": 12}]
     assert card["reconstruction_on_held_out_clips"]["clips"] == 4
     assert set(card["bytes"]) == {"rave.pt", "rave.ts", "rave.latents.pt"}
     assert "## Reconstruction of held-out clips" in (tiny_run / "README.md").read_text()

@@ -385,6 +385,23 @@ def reconstruction(model_path: Path, clips: list[np.ndarray]) -> dict | None:
             "decode_realtime_factor": round(seconds / max(t_dec, 1e-9), 1), "threads": torch.get_num_threads()}
 
 
+def phases_from_log(path: Path) -> list[dict]:
+    """The training phases as logged: [{"phase", "from_step", "to_step"}], in order."""
+    if not path.exists():
+        return []
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    phases, prev = [], 0
+    for r in rows:
+        step = int(r["step"])
+        if phases and phases[-1]["phase"] == r["phase"]:
+            phases[-1]["to_step"] = step
+        else:
+            phases.append({"phase": r["phase"], "from_step": prev, "to_step": step})
+        prev = step
+    return phases
+
+
 def write_card(out: Path, cfg: TrainConfig, *, held: list | None = None, evaluate_json: Path | None = None,
                speed_json: Path | None = None, fit_json: Path | None = None) -> dict:
     """card.json and README.md beside the checkpoint: what was trained, how, and its figures."""
@@ -392,12 +409,15 @@ def write_card(out: Path, cfg: TrainConfig, *, held: list | None = None, evaluat
     info = ckpt["info"]
     old = json.loads((out / CARD).read_text()) if (out / CARD).exists() else {}
     same = old.get("version") == ckpt["version"]
+    phases = phases_from_log(out / LOSSES)
+    if phases:  # a run stopped by --max-minutes logs its last steps only in the checkpoint
+        phases[-1]["to_step"] = max(phases[-1]["to_step"], ckpt["step"])
     card = {"model": "MelodyMaker RAVE", "checkpoint": CHECKPOINT, "export": EXPORT, "latent_bank": BANK,
             "format": FORMAT, "version": ckpt["version"],
             "bytes": {name: (out / name).stat().st_size for name in (CHECKPOINT, EXPORT, BANK) if (out / name).exists()},
             "command": info.get("command"), "resumed_with": info.get("resumed_with", []),
             "library": info.get("library"), "steps": ckpt["step"],
-            "adversarial_from_step": info["config"]["adv_start"],
+            "phases": phases,
             "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1), "device": info.get("device"),
             "threads": info.get("threads"), "params": info.get("params"), "model_args": ckpt["model_args"],
             "audio": ckpt["audio"], "config": info.get("config"), "final_losses": info.get("final_losses"),
@@ -444,10 +464,10 @@ def render_markdown(card: dict) -> str:
         (f"- library: `{lib.get('path')}`, {lib.get('note') or 'audio clips'}; built by "
          f"`{lib.get('builder', '?')}`; {lib.get('train_clips')} clips trained on, "
          f"{lib.get('held_out_clips')} held out (the last of each genre)"),
-        (f"- {card['steps']} steps of {card['config']['batch']} × {card['config']['window']} samples; "
-         f"spectral phase (multi-scale STFT + KL) to step {card['adversarial_from_step']}, then adversarial "
-         f"(encoder frozen, hinge loss + feature matching); {card['wall_minutes']} min on {card['device']} "
-         f"with {card['threads']} thread(s)"),
+        (f"- {card['steps']} steps of {card['config']['batch']} × {card['config']['window']} samples, "
+         f"{card['wall_minutes']} min on {card['device']} with {card['threads']} thread(s), in phases: "
+         + "; ".join(f"{p['phase']} (steps {p['from_step']}–{p['to_step']})" for p in card.get("phases") or [])
+         + " (spectral: multi-scale STFT + KL; adversarial: encoder frozen, hinge loss + feature matching)"),
         "- final losses (mean of the last logged steps): "
         + ", ".join(f"{k} {v}" for k, v in (card.get("final_losses") or {}).items()),
         "- the loss curve is `losses.csv`", ""]
