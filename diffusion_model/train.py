@@ -19,13 +19,14 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from melodymaker.options import GENRES, SAMPLE_RATE
+from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
@@ -71,20 +72,6 @@ class TrainConfig:
     progress: bool = True
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    for f in fields(TrainConfig):
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
-        elif isinstance(default, list):
-            p.add_argument(flag, dest=f.name, default=default,
-                           type=lambda s: [int(v) for v in s.split(",")], help="comma-separated")
-        else:
-            p.add_argument(flag, dest=f.name, type=type(default), default=default,
-                           help=f.metadata.get("help", ""))
-
-
 def model_config(cfg: TrainConfig) -> UNetConfig:
     return UNetConfig(bins=cfg.hop, patch=cfg.patch, channels=tuple(cfg.channels), blocks=cfg.blocks,
                       attention_heads=cfg.attention_heads, classes=len(GENRES), emb_dim=cfg.emb_dim,
@@ -126,11 +113,7 @@ class Logger:
         if not self.path.exists():
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(self.fields)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tb"))
-        except Exception:  # tensorboard is optional
-            self.tb = None
+        self.tb = tensorboard_writer(out / "tb")
 
     def write(self, row: dict) -> None:
         with open(self.path, "a", newline="") as f:
@@ -298,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m diffusion_model.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
+    add_dataclass_arguments(p, TrainConfig)
     args = p.parse_args(argv)
-    cfg = TrainConfig(**vars(args))
+    cfg = config_from_args(args, TrainConfig)
     if not Path(cfg.genres).is_dir():
         p.error(f"--genres {cfg.genres}: no such folder")
     if cfg.solver not in SOLVERS:

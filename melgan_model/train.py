@@ -16,13 +16,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
 from .model import (
     LogMel,
     MelConfig,
@@ -87,15 +88,14 @@ class TrainConfig:
 def parse_args(argv: list[str] | None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m melgan_model.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
     p.add_argument("--card-only", action="store_true",
                    help="train nothing: rewrite card.json and README.md from the saved checkpoint")
     p.add_argument("--evaluate-json", type=Path,
                    help="with --card-only: the JSON of `python -m melodymaker evaluate --modes melgan`")
     args = p.parse_args(argv)
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg = config_from_args(args, TrainConfig)
     cfg.fresh, cfg.card_only, cfg.evaluate_json = args.fresh, args.card_only, args.evaluate_json
     return cfg
 
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     batches = Batches(train, norm, mel.hop, rng)
     stft = MultiResolutionSTFTLoss().to(device)
-    writer = _tensorboard(out)
+    writer = tensorboard_writer(out / "tensorboard")
     log_path = out / LOSSES
     columns = ["step", "wall_min", "d_hinge", "d_ac", "g_adv", "g_fm", "g_ac", "v_stft", "v_adv", "v_fm", "vd"]
     if not log_path.exists() or not resume:
@@ -483,14 +483,6 @@ def render_markdown(card: dict) -> str:
     if card.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in card["notes"]] + [""]
     return "\n".join(lines)
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out / "tensorboard"))
 
 
 if __name__ == "__main__":

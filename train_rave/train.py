@@ -19,13 +19,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
 from .model import (
     RAVE,
     MultiScaleDiscriminator,
@@ -84,8 +85,7 @@ class TrainConfig:
 def parse_args(argv: list[str] | None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m train_rave.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--card-only", action="store_true",
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--speed-json", type=Path, help="with --card-only: decode speed figures to record")
     p.add_argument("--fit-json", type=Path, help="with --card-only: `sample.py --fit-check` figures to record")
     args = p.parse_args(argv)
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg = config_from_args(args, TrainConfig)
     extra = {k: getattr(args, k) for k in ("fresh", "no_progress", "card_only", "evaluate_json", "speed_json", "fit_json")}
     return cfg, extra
 
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         step, wall = resume["step"], resume["wall_seconds"]
         print(f"resuming at step {step} ({wall / 60:.1f} min trained)", file=sys.stderr)
     spectral = MultiScaleSpectralLoss().to(device)
-    writer = _tensorboard(out)
+    writer = tensorboard_writer(out / "tb")
     log_path = out / LOSSES
     columns = ["step", "wall_min", "phase", "spectral", "kl", "beta", "g_adv", "g_fm", "d_hinge"]
     if not log_path.exists() or not resume:
@@ -499,14 +499,6 @@ def render_markdown(card: dict) -> str:
     if card.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in card["notes"]] + [""]
     return "\n".join(lines)
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out / "tb"))
 
 
 if __name__ == "__main__":

@@ -363,14 +363,8 @@ def _argv(cfg: TrainConfig) -> list[str]:
 # -- the command line ---------------------------------------------------------------------------
 def add_arguments(p) -> None:
     """One --option per TrainConfig field, typed and defaulted from the dataclass."""
-    from dataclasses import fields
-    for f in fields(TrainConfig):
-        default = getattr(TrainConfig(), f.name)
-        kind = (lambda s: [int(x) for x in s.split(",") if x.strip()]) if isinstance(default, list) \
-            else type(default)
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default,
-                       help=f"{f.metadata.get('help', '')} (default: {shown})".strip())
+    from ..trainkit import add_dataclass_arguments
+    add_dataclass_arguments(p, TrainConfig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--models", default="models", help="models folder (default: models)")
     args = p.parse_args(argv)
     if args.command == "train":
-        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+        from ..trainkit import config_from_args
+        cfg = config_from_args(args, TrainConfig)
         import shlex
         train(cfg, command="python -m melodymaker.classify " + " ".join(shlex.quote(a) for a in argv),
               log=lambda m: print(m, flush=True))
