@@ -122,6 +122,34 @@ def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library,
         train.model_from_checkpoint({"format": "melodymaker-melgan/1"})
 
 
+def test_a_checkpoint_trained_elsewhere_continues_and_gets_its_card(tiny_run, composed_library, tmp_path):
+    """What comes back from a GPU machine is rave.pt and losses.csv (no train_state.pt): training
+    goes on from its weights and step, and --card-only exports it and builds its latent bank."""
+    came_back, run = tmp_path / "back", tmp_path / "run"
+    came_back.mkdir()
+    run.mkdir()
+    shutil.copy(tiny_run / "rave.pt", came_back / "rave.pt")
+    shutil.copy(tiny_run / "losses.csv", run / "losses.csv")
+    args = ["--genres", str(composed_library), "--out", str(run)] + TINY
+    args[args.index("--steps") + 1] = "16"
+    assert train.main(args + ["--init-from", str(came_back / "rave.pt")]) == 0
+    with open(run / "losses.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [4, 8, 12, 16]
+    card = json.loads((run / "card.json").read_text())
+    assert card["steps"] == 16 and card["command"].endswith(" ".join(TINY))
+    assert "--init-from" in card["resumed_with"][-1]
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run / "rave.pt", bare / "rave.pt")
+    assert train.main(["--genres", str(composed_library), "--out", str(bare), "--card-only"]) == 0
+    ts = torch.jit.load(str(bare / "rave.ts"))
+    assert json.loads(ts.metadata)["step"] == 16
+    bank = latents.load_bank(bare / "rave.latents.pt")
+    assert set(bank["genres"]) == {g for g, n in card["library"]["counts"].items() if n}
+    assert json.loads((bare / "card.json").read_text())["steps"] == 16
+
+
 def test_export_has_the_official_interface_and_matches_the_model(tiny_run):
     ts = torch.jit.load(str(tiny_run / "rave.ts"))   # the path an official export takes
     assert ts.sr == 22050

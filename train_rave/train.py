@@ -87,6 +87,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
+    p.add_argument("--init-from", type=Path, help="start from the weights of this rave.pt (its architecture "
+                   "and step; a fresh optimizer and discriminator), e.g. one trained on another machine")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--card-only", action="store_true",
                    help="train nothing: rewrite card.json and README.md from the saved checkpoint")
@@ -96,7 +98,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--fit-json", type=Path, help="with --card-only: `sample.py --fit-check` figures to record")
     args = p.parse_args(argv)
     cfg = config_from_args(args, TrainConfig)
-    extra = {k: getattr(args, k) for k in ("fresh", "no_progress", "card_only", "evaluate_json", "speed_json", "fit_json")}
+    extra = {k: getattr(args, k) for k in ("fresh", "init_from", "no_progress", "card_only", "evaluate_json", "speed_json", "fit_json")}
     return cfg, extra
 
 
@@ -211,18 +213,29 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in resume["config"].items():
             if k not in RUN_KEYS:
                 setattr(cfg, k, v)
-    mcfg = from_dict(RaveConfig, resume["model_args"]) if resume else RaveConfig(
+    init = None if resume or not extra["init_from"] else torch.load(
+        extra["init_from"], map_location="cpu", weights_only=True)
+    mcfg = from_dict(RaveConfig, (resume or init)["model_args"]) if resume or init else RaveConfig(
         sr=SAMPLE_RATE, n_bands=cfg.n_bands, channels=_ints(cfg.channels), strides=_ints(cfg.strides),
         latent_size=cfg.latent_size)
     if cfg.window % mcfg.ratio:
         raise SystemExit(f"--window {cfg.window} must be a multiple of the ratio {mcfg.ratio}")
     if extra["card_only"]:
-        if resume is None:
-            raise SystemExit(f"--card-only needs a trained {state_path}")
+        if resume is None:  # a checkpoint trained elsewhere (a GPU machine) comes without its state
+            if not (out / CHECKPOINT).exists():
+                raise SystemExit(f"--card-only needs a trained {state_path} or {out / CHECKPOINT}")
+            ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+            for k, v in ckpt["info"]["config"].items():
+                if k not in RUN_KEYS:
+                    setattr(cfg, k, v)
+        if not (out / EXPORT).exists():  # export here, by this machine's torch
+            ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+            save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
         if not (out / BANK).exists():  # a run stopped before its end: finish what it writes last
             write_bank(out, cfg)
-        write_card(out, cfg, evaluate_json=extra["evaluate_json"], speed_json=extra["speed_json"],
-                   fit_json=extra["fit_json"])
+        held = load_library(cfg, mcfg.sr)[1] if Path(cfg.genres).is_dir() else None
+        write_card(out, cfg, held=held, evaluate_json=extra["evaluate_json"],
+                   speed_json=extra["speed_json"], fit_json=extra["fit_json"])
         return 0
     torch.manual_seed(cfg.seed)
     t_load = time.perf_counter()
@@ -247,11 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(resume["torch_rng"])
         step, wall = resume["step"], resume["wall_seconds"]
         print(f"resuming at step {step} ({wall / 60:.1f} min trained)", file=sys.stderr)
+    elif init:
+        weights = {k: v.float() if torch.is_floating_point(v) else v for k, v in init["model"].items()}
+        model.load_state_dict(weights)
+        model_ema.load_state_dict(weights)
+        step, wall = init["step"], init["info"]["wall_seconds"]
+        print(f"starting from {extra['init_from']} at step {step}", file=sys.stderr)
     spectral = MultiScaleSpectralLoss().to(device)
     writer = tensorboard_writer(out / "tb")
     log_path = out / LOSSES
     columns = ["step", "wall_min", "phase", "spectral", "kl", "beta", "g_adv", "g_fm", "d_hinge"]
-    if not log_path.exists() or not resume:
+    if not log_path.exists() or not (resume or init):
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(columns)
     command = "python -m train_rave.train " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -259,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             "threads": cfg.threads,
             "params": {"encoder": count_params(model.encoder), "decoder": count_params(model.decoder),
                        "discriminator": count_params(disc)}}
-    if resume:  # the card names the command that started the run, and each resume after it
-        info["command"] = resume["info"]["command"]
-        info["resumed_with"] = resume["info"].get("resumed_with", []) + [command]
+    if resume or init:  # the card names the command that started the run, and each resume after it
+        info["command"] = (resume or init)["info"]["command"]
+        info["resumed_with"] = (resume or init)["info"].get("resumed_with", []) + [command]
     audio = {"sr": mcfg.sr, "n_bands": mcfg.n_bands, "ratio": mcfg.ratio, "latent_size": mcfg.latent_size}
     last: dict = resume["info"].get("final_losses", {}) if resume else {}
 
