@@ -15,7 +15,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
     y = np.asarray(track.audio, dtype=np.float32)
     meta = dict(track.meta)
     if request.tempo and not capabilities.tempo:
-        y, meta["tempo_conform"] = _conform_tempo(y, sr, request.tempo)
+        y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
     n = int(round(request.length * sr))
     if not capabilities.length and 0 < len(y) < n:
         y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
@@ -30,7 +30,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
     return Track(y, sr, track.midi, meta)
 
 
-def _conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
+def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
     measured, _ = audio.estimate_tempo(y, sr)
     if not measured:
         return y, {"measured_before": None, "rate": 1.0}

@@ -214,6 +214,41 @@ def test_genre_trajectory_is_made_of_the_genres_material_and_seeded():
         latents.genre_trajectory([], 10, seed=0, frame_rate=43.0)
 
 
+def _pulses(bpm: float, frames: int, first: float, frame_rate: float = 43.0) -> np.ndarray:
+    """A 2-d latent trajectory whose first dimension is a triangle pulse on every beat."""
+    t = np.arange(frames) / frame_rate
+    phase = ((t - first) * bpm / 60.0) % 1.0
+    dist = np.minimum(phase, 1 - phase) * 60.0 / bpm * frame_rate      # frames to the nearest beat
+    return np.stack([np.clip(1 - dist / 2.5, 0, None), np.zeros(frames)]).astype(np.float32)
+
+
+def _beat_period(x: np.ndarray, lo: int, hi: int) -> int:
+    x = x - x.mean()
+    ac = [float(np.dot(x[:-lag], x[lag:])) for lag in range(lo, hi)]
+    return lo + int(np.argmax(ac))
+
+
+def test_genre_trajectory_on_the_beat_grid_plays_the_requested_tempo():
+    """Clips at 120 and 96 BPM, asked for 100 BPM: whole bars from their beats, stretched in latent
+    space by each clip's own ratio, so the pulse comes every 60 / 100 s throughout."""
+    fr, tempos, firsts = 43.0, [120.0, 96.0, 118.0], [0.21, 0.05, 0.4]
+    clips = [torch.from_numpy(_pulses(b, 1300, f, fr)) for b, f in zip(tempos, firsts)]
+    z, used = latents.genre_trajectory(clips, 1200, seed=3, frame_rate=fr, variation=0.0, tempo=100.0,
+                                       tempos=tempos, first_beats=firsts)
+    again, _ = latents.genre_trajectory(clips, 1200, seed=3, frame_rate=fr, variation=0.0, tempo=100.0,
+                                        tempos=tempos, first_beats=firsts)
+    assert z.shape == (2, 1200) and np.array_equal(z, again) and len(used) >= 3
+    assert all(u["beats"] % 4 == 0 for u in used)
+    assert {u["rate"] for u in used} <= {round(100.0 / t, 4) for t in tempos}   # median 118: no octave fold
+    assert _beat_period(z[0], 15, 40) == round(60 / 100 * fr)      # 25.8 frames per beat
+    beats = np.flatnonzero((z[0, 1:] > 0.5) & (z[0, :-1] <= 0.5)) + 1   # each pulse's rising edge
+    grid = np.arange(len(beats)) * 60 / 100 * fr
+    assert np.abs(beats - beats[0] - grid).max() < 1.5              # no beat lost at a splice
+    # without clip tempi (an older bank) the segments are cut as before, unstretched
+    _, plain = latents.genre_trajectory(clips, 1200, seed=3, frame_rate=fr, variation=0.0, tempo=100.0)
+    assert not any("rate" in u for u in plain)
+
+
 # -- making audio --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["rave.ts", "rave.pt"])
 def test_sample_cli_writes_exactly_the_requested_length(tiny_run, composed_library, tmp_path, name):
@@ -228,7 +263,7 @@ def test_engine_exact_length_same_seed_same_bytes(rave_models, settings):
     from melodymaker.request import GenerationRequest
     settings.models_dir = rave_models
     engine = rave.load(settings)
-    assert engine.capabilities.length and not engine.capabilities.tempo
+    assert engine.capabilities.length and engine.capabilities.tempo
     seen = []
     req = lambda seed: GenerationRequest.parse({"genre": "reggae", "mode": "rave", "length": 2.3, "seed": seed})
     a = engine.generate(req(11), lambda f, m="": seen.append(f))
@@ -239,6 +274,31 @@ def test_engine_exact_length_same_seed_same_bytes(rave_models, settings):
     assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen)
     assert a.meta["engine"] == "rave" and a.meta["model"]["file"] == "rave.ts"
     assert all(s["clip"].startswith("reggae") for s in a.meta["segments"])
+
+
+def test_engine_honours_tempo_in_latent_space(rave_models, settings, tiny_run):
+    """With a tempo the latent segments are laid on its beat grid, so the post stage has nothing
+    to conform; a bank without clip tempi falls back to the phase vocoder."""
+    from melodymaker import post
+    from melodymaker.engines import rave
+    from melodymaker.request import GenerationRequest
+    settings.models_dir = rave_models
+    engine = rave.load(settings)
+    req = GenerationRequest.parse({"genre": "metal", "mode": "rave", "length": 6, "seed": 3, "tempo": 100})
+    track = engine.generate(req)
+    assert track.meta["tempo"] == {"bpm": 100, "by": "latent time-stretch on the beat grid"}
+    assert len(track.audio) == 6 * 22050 and all("rate" in s for s in track.meta["segments"])
+    done = post.finish(track, req, engine.capabilities)
+    assert "tempo_conform" not in done.meta and len(done.audio) == 6 * 22050
+    bank = latents.load_bank(rave_models / "rave" / "rave.latents.pt")
+    assert len(bank["genres"]["metal"]["tempos"]) == len(bank["genres"]["metal"]["names"])
+    for material in bank["genres"].values():   # as banks made before clip tempi were recorded
+        del material["tempos"], material["first_beats"]
+    old = sample.GenreRave.from_checkpoint(tiny_run / "rave.ts")
+    old.banks[sample.MULTI] = bank
+    y, info = old.generate("metal", 6 * 22050, sr=22050, seed=3, tempo=100)
+    assert info["tempo"]["by"].startswith("phase vocoder") and "rate" in info["tempo"]["conform"]
+    assert len(y) == 6 * 22050
 
 
 def test_per_genre_exports_and_latents_encoded_on_first_use(tiny_run, composed_library, settings, tmp_path):

@@ -110,11 +110,13 @@ class RaveExport:
 def build_bank(model: RaveExport, genres_dir: str | Path, *, genres: list[str] | None = None,
                max_per_genre: int = 0, progress: bool = False) -> dict:
     """Encode the library's clips: {"format", "model": model.describe(), "genres": {genre:
-    {"names": [...], "latents": [float16 tensor (latent_size, frames)]}}}. Unreadable clips are
-    skipped, as the library skips them."""
+    {"names": [...], "latents": [float16 tensor (latent_size, frames)], "tempos": [BPM],
+    "first_beats": [seconds]}}} (tempo and beat phase by the app's beat tracker, for latent
+    time-stretching; 0 where none was found). Unreadable clips are skipped, as the library skips
+    them."""
     import tempfile
 
-    from melodymaker.audio import load
+    from melodymaker.audio import estimate_tempo, load
     from melodymaker.errors import AudioDecodeError
     from melodymaker.library import Library
     from melodymaker.options import GENRES
@@ -125,7 +127,7 @@ def build_bank(model: RaveExport, genres_dir: str | Path, *, genres: list[str] |
         clips = sorted(library.genre_clips(genre), key=lambda c: c.name)
         if max_per_genre:
             clips = clips[:max_per_genre]
-        names, latents = [], []
+        names, latents, tempos, first_beats = [], [], [], []
         for clip in clips:
             try:
                 y = load(clip.path, model.sr)
@@ -135,8 +137,12 @@ def build_bank(model: RaveExport, genres_dir: str | Path, *, genres: list[str] |
                 continue
             latents.append(torch.from_numpy(model.encode(y)).half())
             names.append(clip.name)
+            tempo, beats = estimate_tempo(y, model.sr)
+            tempos.append(float(tempo))
+            first_beats.append(float(beats[0]) if len(beats) else 0.0)
         if latents:
-            bank["genres"][genre] = {"names": names, "latents": latents}
+            bank["genres"][genre] = {"names": names, "latents": latents, "tempos": tempos,
+                                     "first_beats": first_beats}
         if progress:
             print(f"  {genre}: {len(latents)} clips encoded", file=sys.stderr)
     return bank
@@ -163,13 +169,32 @@ def bank_fits(bank: dict, model: RaveExport) -> bool:
 
 
 # -- genre trajectories -----------------------------------------------------------------------------
+def fold_rate(target: float, native: float) -> float:
+    """target / native, folded by octaves into [1/sqrt 2, sqrt 2]: the gentlest stretch that puts
+    a `native` BPM groove on a `target` BPM grid (a 70 BPM groove is also a 140 BPM one)."""
+    rate = target / native
+    while rate > 2 ** 0.5:
+        rate /= 2
+    while rate < 2 ** -0.5:
+        rate *= 2
+    return rate
+
+
 def genre_trajectory(latents: list, frames: int, seed: int, *, frame_rate: float,
                      segment_seconds: tuple[float, float] = (4.0, 8.0), crossfade_seconds: float = 0.5,
-                     variation: float = 0.15) -> tuple[np.ndarray, list[dict]]:
+                     variation: float = 0.15, tempo: float | None = None, tempos: list | None = None,
+                     first_beats: list | None = None) -> tuple[np.ndarray, list[dict]]:
     """A latent trajectory (latent_size, frames) made of the genre's own material: seeded segments
     of its clips' trajectories, spliced with linear crossfades in latent space (interpolating from
     one segment into the next), plus smoothed Gaussian noise of `variation` times each latent
-    dimension's spread in the genre. Returns the trajectory and the segments used."""
+    dimension's spread in the genre. Returns the trajectory and the segments used.
+
+    With a `tempo` and each clip's native `tempos` (and `first_beats`, seconds), the trajectory is
+    on the beat grid of `tempo`: each segment is a whole number of bars cut from a beat of its
+    clip and time-stretched in latent space (nearest frame, repeated or dropped) by the ratio of
+    `tempo` to the clip's tempo, one octave for the whole track (from the genre's median tempo),
+    so the decoder plays it at `tempo` without a phase vocoder. Segments come from the half of
+    the clips nearest the tempo."""
     if not latents:
         raise ValueError("no latent trajectories to draw from")
     if frames < 1:
@@ -178,6 +203,11 @@ def genre_trajectory(latents: list, frames: int, seed: int, *, frame_rate: float
     trajs = [np.asarray(t.float().numpy() if torch.is_tensor(t) else t, dtype=np.float32) for t in latents]
     dims = trajs[0].shape[0]
     xfade = max(1, round(crossfade_seconds * frame_rate))
+    gridded = _on_beat_grid(trajs, frames, rng, frame_rate=frame_rate, tempo=tempo, tempos=tempos,
+                            first_beats=first_beats or [0.0] * len(trajs), xfade=xfade,
+                            segment_seconds=segment_seconds) if tempo and tempos else None
+    if gridded is not None:
+        return _add_variation(gridded[0], trajs, rng, xfade, variation), gridded[1]
     lo, hi = (max(xfade + 1, round(s * frame_rate)) for s in segment_seconds)
     out = np.zeros((dims, frames), dtype=np.float32)
     used, pos = [], 0
@@ -203,13 +233,80 @@ def genre_trajectory(latents: list, frames: int, seed: int, *, frame_rate: float
         out[:, at + k: at + n] = seg[:, k:n]
         used.append({"clip": i, "start": start, "frames": n, "at": at})
         pos = at + n
+    return _add_variation(out, trajs, rng, xfade, variation), used
+
+
+def _add_variation(out: np.ndarray, trajs: list, rng, xfade: int, variation: float) -> np.ndarray:
+    """Smoothed Gaussian noise of `variation` times each latent dimension's spread in the genre."""
     if variation > 0:
+        dims, frames = out.shape
         spread = np.concatenate(trajs, axis=1).std(axis=1, keepdims=True)
         noise = rng.standard_normal((dims, frames + 2 * xfade)).astype(np.float32)
         kernel = np.hanning(2 * xfade + 1).astype(np.float32)
         kernel /= np.sqrt((kernel ** 2).sum())  # unit variance after smoothing
         smooth = np.stack([np.convolve(row, kernel, mode="same") for row in noise])[:, xfade: xfade + frames]
         out += variation * spread * smooth
+    return out
+
+
+def _on_beat_grid(trajs: list, frames: int, rng, *, frame_rate: float, tempo: float, tempos: list,
+                  first_beats: list, xfade: int, segment_seconds: tuple[float, float]):
+    """genre_trajectory's segments laid bar by bar on the grid of `tempo` (see there); None when no
+    clip holds a bar of material."""
+    beat_out = 60.0 / tempo * frame_rate                     # output frames per beat (fractional)
+    known = [i for i, t in enumerate(tempos) if t > 0]
+    if not known:
+        return None
+    # one octave for the whole track, from the genre's median tempo, so that every segment plays
+    # the same feel (a 70 BPM groove is also a 140 BPM one, but not both in one track)
+    median = float(np.median([tempos[i] for i in known]))
+    rates = {i: fold_rate(tempo, median) * median / tempos[i] for i in known}
+
+    def placement(i: int, n_beats: int, lead_in: bool):
+        """(rate, source frames per beat, first beat frame, lowest and highest usable beat index)."""
+        rate = rates[i]
+        beat_src = beat_out * rate
+        first = first_beats[i] * frame_rate
+        lo = max(0, int(np.ceil((((xfade + 1) * rate if lead_in else 0.0) - first) / beat_src)))
+        hi = int(np.floor((trajs[i].shape[1] - 2 - first) / beat_src)) - n_beats
+        return rate, beat_src, first, lo, hi
+
+    usable = [i for i in known if placement(i, 4, True)[3] <= placement(i, 4, True)[4]]
+    if not usable:
+        return None
+    # the clips nearest the tempo (at least half of them, at least three): the gentlest stretches
+    usable.sort(key=lambda i: abs(np.log(rates[i])))
+    usable = sorted(usable[: max(3, (len(usable) + 1) // 2)])
+    bars = [k for k in range(1, 65) if segment_seconds[0] <= 4 * k * 60.0 / tempo <= segment_seconds[1]]
+    bars = bars or [max(1, round(segment_seconds[1] * tempo / 240.0))]
+    out = np.zeros((trajs[0].shape[0], frames), dtype=np.float32)
+    used, beat = [], 0                                       # beats laid so far
+    while beat * beat_out < frames:
+        n_beats = 4 * int(rng.choice(bars))
+        for _ in range(8):  # a clip with room for the segment and its crossfade lead-in
+            i = usable[int(rng.integers(len(usable)))]
+            rate, beat_src, first, lo, hi = placement(i, n_beats, beat > 0)
+            if lo <= hi:
+                break
+        else:               # every usable clip holds one bar
+            n_beats = 4
+            rate, beat_src, first, lo, hi = placement(i, n_beats, beat > 0)
+        j = int(rng.integers(lo, hi + 1))
+        src0 = first + j * beat_src                          # source frame of the segment's first beat
+        at0 = beat * beat_out                                # output frame of it (fractional)
+        a = max(0, int(np.ceil(at0)) - (xfade if beat else 0))
+        b = min(frames, int(np.ceil(at0 + n_beats * beat_out)))
+        pos = src0 + (np.arange(a, b) - at0) * rate          # source position of each output frame
+        # the nearest source frame, repeated or dropped: attacks stay sharp (linear interpolation
+        # between frames blurs them; it measured 0.817 top-1 against 0.867 on 60 benchmark requests)
+        seg = trajs[i][:, np.clip(np.rint(pos).astype(int), 0, trajs[i].shape[1] - 1)]
+        x = min(int(np.ceil(at0)) - a, b - a)
+        ramp = np.linspace(0.0, 1.0, x + 2, dtype=np.float32)[1:-1]
+        out[:, a: a + x] = out[:, a: a + x] * (1 - ramp) + seg[:, :x] * ramp
+        out[:, a + x: b] = seg[:, x:]
+        used.append({"clip": i, "start": int(round(src0)), "frames": b - a, "at": a,
+                     "rate": round(rate, 4), "beats": n_beats})
+        beat += n_beats
     return out, used
 
 

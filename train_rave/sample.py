@@ -134,8 +134,13 @@ class GenreRave:
         return Path(self.cache_dir) / "rave" / f"{key}-{digest}.latents.pt"
 
     def generate(self, genre: str, n_samples: int, *, sr: int, seed: int, variation: float = VARIATION,
+                 tempo: float | None = None,
                  progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
-        """float32 mono audio of exactly n_samples at `sr`, and what it was made from."""
+        """float32 mono audio of exactly n_samples at `sr`, and what it was made from.
+
+        tempo (BPM): the latent segments are laid on its beat grid and stretched in latent space
+        when the bank knows its clips' tempi; otherwise the decoded audio is conformed by the
+        phase vocoder, as the post stage would."""
         from melodymaker.audio import fit_length, resample
         if n_samples < 1:
             raise ValueError("n_samples must be positive")
@@ -148,14 +153,24 @@ class GenreRave:
         n_model = math.ceil(n_samples * model.sr / sr) + 2 * model.ratio
         frames = math.ceil(n_model / model.ratio)
         z, used = genre_trajectory(material["latents"], frames, seed, frame_rate=model.frame_rate,
-                                   variation=variation)
+                                   variation=variation, tempo=tempo, tempos=material.get("tempos"),
+                                   first_beats=material.get("first_beats"))
         progress(0.1, "decoding")
         y = model.decode(z, seed=seed, progress=lambda f: progress(0.1 + 0.8 * f, "decoding"))
-        y = fit_length(resample(y, model.sr, sr), n_samples).astype(np.float32)
+        y = resample(y, model.sr, sr)
+        info = {"model": model.describe(), "variation": variation}
+        if tempo:
+            gridded = any("rate" in u for u in used)
+            info["tempo"] = {"bpm": tempo, "by": "latent time-stretch on the beat grid" if gridded
+                             else "phase vocoder (the latent bank has no clip tempi)"}
+            if not gridded:
+                from melodymaker.post import conform_tempo
+                y, info["tempo"]["conform"] = conform_tempo(y, sr, tempo)
+        y = fit_length(y, n_samples).astype(np.float32)
         progress(1.0, "done")
-        info = {"model": model.describe(), "variation": variation,
-                "segments": [{"clip": material["names"][u["clip"]], "start_s": round(u["start"] / model.frame_rate, 2),
-                              "seconds": round(u["frames"] / model.frame_rate, 2)} for u in used]}
+        info["segments"] = [{"clip": material["names"][u["clip"]], "start_s": round(u["start"] / model.frame_rate, 2),
+                             "seconds": round(u["frames"] / model.frame_rate, 2),
+                             **({"rate": u["rate"]} if "rate" in u else {})} for u in used]
         return y, info
 
 

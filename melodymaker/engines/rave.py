@@ -16,12 +16,13 @@ from .base import Capabilities, Engine, Progress, no_progress
 
 
 class RaveEngine(Engine):
-    """Honours genre, seed and exact length; tempo is left to the shared post stage."""
+    """Honours genre, seed, tempo (latent segments on the beat grid, stretched in latent space)
+    and exact length."""
     name = "rave"
     label = "RAVE"
     description = ("A RAVE variational autoencoder decodes a latent trajectory spliced and varied "
                    "from the genre's own library clips.")
-    capabilities = Capabilities(length=True)
+    capabilities = Capabilities(tempo=True, length=True)
 
     def __init__(self, rave, folder: Path, *, variation: float):
         self.rave, self.folder, self.variation = rave, folder, variation
@@ -31,7 +32,7 @@ class RaveEngine(Engine):
         n = round(request.length * SAMPLE_RATE)
         try:
             y, info = self.rave.generate(request.genre, n, sr=SAMPLE_RATE, seed=request.seed,
-                                         variation=self.variation,
+                                         variation=self.variation, tempo=request.tempo,
                                          progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
         except LookupError as e:  # no export or no library material for this genre
             raise ModeUnavailable(f"RAVE cannot make {request.genre} here: {e.args[0]}", field="genre") from e
