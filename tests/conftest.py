@@ -114,3 +114,45 @@ def tiny_models(composed_library, tmp_path_factory) -> Path:
                "--test-fraction", "0.2", "--workers", "1", "--eval-every", "6"])
     assert rc == 0
     return models
+
+
+# -- a trained mode in the running server (MEL-GAN, RAVE, DDIM) -----------------------------------
+def serve_mode(settings, mode: str, genre: str, *, length: int = 3, seed: int = 2) -> np.ndarray:
+    """Start the app on `settings`: `mode` is listed available and POST /generate answers a WAV
+    of exactly `length` seconds at 22050 Hz; returns its samples."""
+    import io
+
+    from app import create_app
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
+        assert modes[mode]["available"], modes[mode]["reason"]
+        r = client.post("/generate", json={"genre": genre, "mode": mode, "length": length, "seed": seed})
+        assert r.status_code == 200, r.json
+        y, sr = sf.read(io.BytesIO(r.data))
+        assert sr == SR and len(y) == length * SR
+        return y
+    finally:
+        app.extensions["melodymaker"].jobs.shutdown()
+
+
+def refuse_mode_and_serve(settings, mode: str) -> str:
+    """Start the app on `settings`: `mode` is listed unavailable with a reason (the same in
+    /api/health), asking for it gets 503 naming the `mode` field, and the dataset mode still
+    answers with a WAV; returns the reason."""
+    from app import create_app
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
+        reason = modes[mode]["reason"]
+        assert modes[mode]["available"] is False and reason
+        assert client.get("/api/health").json["models"][mode]["reason"] == reason
+        r = client.post("/generate", json={"genre": "rock", "mode": mode, "length": 2})
+        assert r.status_code == 503 and r.json["field"] == "mode" and mode in r.json["message"]
+        r = client.post("/generate", json={"genre": "rock", "mode": "dataset", "length": 2, "seed": 1})
+        assert r.status_code == 200 and r.data[:4] == b"RIFF"
+        return reason
+    finally:
+        app.extensions["melodymaker"].jobs.shutdown()

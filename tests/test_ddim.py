@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import refuse_mode_and_serve, serve_mode
 from diffusion_model import sample, train
 from diffusion_model.data import compress, denormalise, expand, normalise
 from diffusion_model.mdct import MDCT
@@ -150,10 +151,13 @@ def test_engine_exact_length_and_same_seed_same_bytes(ddim_models, composed_libr
     assert t1.audio.tobytes() == t2.audio.tobytes()
 
 
+def test_server_serves_ddim_with_a_checkpoint(ddim_models, settings):
+    settings.models_dir = ddim_models
+    serve_mode(settings, "ddim", "disco", length=2)
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt", "foreign"])
-def test_a_broken_checkpoint_makes_ddim_unavailable_but_the_server_serves(damage, library_dir, tmp_path, ddim_models):
-    from app import create_app
-    from melodymaker.settings import Settings
+def test_a_broken_checkpoint_makes_ddim_unavailable_but_the_server_serves(damage, settings, tmp_path, ddim_models):
     models = tmp_path / "m"
     shutil.copytree(ddim_models, models)
     ckpt = models / "ddim" / "ddim.pt"
@@ -163,10 +167,5 @@ def test_a_broken_checkpoint_makes_ddim_unavailable_but_the_server_serves(damage
         ckpt.write_bytes(ckpt.read_bytes()[:5000])
     else:
         torch.save({"weights": torch.zeros(3)}, ckpt)
-    client = create_app(Settings(genres_dir=library_dir, models_dir=models, var_dir=tmp_path / "var")).test_client()
-    modes = {m["name"]: m for m in client.get("/api/options").get_json()["modes"]}
-    assert modes["ddim"]["available"] is False and modes["ddim"]["reason"]
-    r = client.post("/generate", json={"genre": "jazz", "mode": "ddim", "length": 2})
-    assert r.status_code == 503 and "ddim" in r.get_json()["message"]
-    r = client.post("/generate", json={"genre": "jazz", "mode": "dataset", "length": 2})
-    assert r.status_code == 200 and r.data[:4] == b"RIFF"
+    settings.models_dir = models
+    refuse_mode_and_serve(settings, "ddim")

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import refuse_mode_and_serve, serve_mode
 from melgan_model import sample, train
 from melgan_model.model import LogMel, MelConfig, MelNorm, Vocoder, VocoderConfig
 
@@ -185,41 +186,17 @@ def test_griffin_lim_is_a_selectable_fallback(tiny_models, settings, monkeypatch
 
 
 def test_server_serves_melgan_with_a_checkpoint(tiny_models, settings):
-    from app import create_app
     settings.models_dir = tiny_models
-    app = create_app(settings)
-    try:
-        client = app.test_client()
-        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
-        assert modes["melgan"]["available"], modes["melgan"]["reason"]
-        r = client.post("/generate", json={"genre": "jazz", "mode": "melgan", "length": 3, "seed": 2})
-        assert r.status_code == 200, r.json
-        y, sr = sf.read(__import__("io").BytesIO(r.data))
-        assert sr == 22050 and len(y) == 3 * 22050
-    finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+    serve_mode(settings, "melgan", "jazz")
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_missing_or_corrupt_checkpoint_leaves_melgan_unavailable_and_the_server_serving(settings, damage):
-    from app import create_app
     if damage == "corrupt":
         (settings.models_dir / "melgan").mkdir(parents=True)
         (settings.models_dir / "melgan" / "melgan.pt").write_bytes(b"not a checkpoint" * 64)
-    app = create_app(settings)
-    try:
-        client = app.test_client()
-        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
-        reason = modes["melgan"]["reason"]
-        assert not modes["melgan"]["available"]
-        assert ("no trained checkpoint" in reason) if damage == "missing" else ("could not be loaded" in reason)
-        assert client.get("/api/health").json["models"]["melgan"]["reason"] == reason
-        r = client.post("/generate", json={"genre": "rock", "mode": "melgan", "length": 3})
-        assert r.status_code == 503 and r.json["field"] == "mode"
-        r = client.post("/generate", json={"genre": "rock", "mode": "dataset", "length": 3, "seed": 1})
-        assert r.status_code == 200
-    finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+    reason = refuse_mode_and_serve(settings, "melgan")
+    assert ("no trained checkpoint" in reason) if damage == "missing" else ("could not be loaded" in reason)
 
 
 def test_vocoder_output_length_is_frames_times_hop():

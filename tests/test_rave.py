@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from conftest import refuse_mode_and_serve, serve_mode
 from train_rave import latents, sample, train
 from train_rave.model import PQMF, RAVE, RaveConfig, fold_weight_norm
 
@@ -318,40 +319,17 @@ def test_per_genre_exports_and_latents_encoded_on_first_use(tiny_run, composed_l
 
 
 def test_server_serves_rave_with_an_export(rave_models, settings):
-    from app import create_app
     settings.models_dir = rave_models
-    app = create_app(settings)
-    try:
-        client = app.test_client()
-        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
-        assert modes["rave"]["available"], modes["rave"]["reason"]
-        r = client.post("/generate", json={"genre": "classical", "mode": "rave", "length": 3, "seed": 2})
-        assert r.status_code == 200, r.json
-        y, sr = sf.read(io.BytesIO(r.data))
-        assert sr == 22050 and len(y) == 3 * 22050
-    finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+    serve_mode(settings, "rave", "classical")
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_missing_or_corrupt_export_leaves_rave_unavailable_and_the_server_serving(settings, damage):
-    from app import create_app
     if damage == "corrupt":
         (settings.models_dir / "rave").mkdir(parents=True)
         (settings.models_dir / "rave" / "rave.ts").write_bytes(b"not a torchscript file" * 64)
-    app = create_app(settings)
-    try:
-        client = app.test_client()
-        modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
-        reason = modes["rave"]["reason"]
-        assert not modes["rave"]["available"]
-        assert ("no trained checkpoint" in reason) if damage == "missing" else ("could not be loaded" in reason)
-        r = client.post("/generate", json={"genre": "rock", "mode": "rave", "length": 3})
-        assert r.status_code == 503 and r.json["field"] == "mode"
-        r = client.post("/generate", json={"genre": "rock", "mode": "dataset", "length": 3, "seed": 1})
-        assert r.status_code == 200
-    finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+    reason = refuse_mode_and_serve(settings, "rave")
+    assert ("no trained checkpoint" in reason) if damage == "missing" else ("could not be loaded" in reason)
 
 
 def test_bad_sample_arguments_are_refused_clearly(tiny_run, tmp_path, capsys):
