@@ -23,7 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
+from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, load_resume,
+                                  tensorboard_writer, training_device)
+from melodymaker.trainkit import feature_matching as paired_feature_matching
+
 from .model import (
     LogMel,
     MelConfig,
@@ -200,15 +203,6 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
     return loss / len(real)
 
 
-def paired_feature_matching(real, fake) -> torch.Tensor:
-    """MelGAN's feature matching: L1 between discriminator features of real and vocoded audio."""
-    loss, n = 0.0, 0
-    for rs, fs in zip(real, fake):
-        for r, f in zip(rs[:-1], fs[:-1]):
-            loss, n = loss + F.l1_loss(f, r.detach()), n + 1
-    return loss / n
-
-
 # -- checkpoints --------------------------------------------------------------------------------
 def inference_checkpoint(s: dict) -> dict:
     """The part of the training state that sampling needs; a few MB."""
@@ -218,27 +212,16 @@ def inference_checkpoint(s: dict) -> dict:
             "info": s["info"]}
 
 
-def save(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 # -- the loop -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     torch.set_num_threads(max(1, cfg.threads))
-    device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+    device = training_device(cfg.device)
     from melodymaker.options import GENRES
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE
-    resume = None if cfg.fresh or not state_path.exists() else torch.load(state_path, map_location="cpu",
-                                                                           weights_only=True)
-    if resume is not None:  # the architecture and data settings come from the checkpoint, as nanoGPT
-        for k, v in resume["config"].items():
-            if k not in RUN_KEYS:
-                setattr(cfg, k, v)
+    resume = load_resume(state_path, cfg, RUN_KEYS, fresh=cfg.fresh)
     mel = MelConfig(**resume["mel"]) if resume else MelConfig()
     torch.manual_seed(cfg.seed)
     t_load = time.perf_counter()
@@ -309,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def checkpoint() -> None:
         s = snapshot()
-        save(state_path, s)
-        save(out / CHECKPOINT, inference_checkpoint(s))
+        atomic_save(state_path, s)
+        atomic_save(out / CHECKPOINT, inference_checkpoint(s))
 
     from tqdm import tqdm
     sums, counts, count, last = {c: 0.0 for c in columns[2:]}, {c: 0 for c in columns[2:]}, 0, {}

@@ -38,3 +38,47 @@ def tensorboard_writer(folder: Path):
     except Exception:  # not installed, or installed against a protobuf it cannot use
         return None
     return SummaryWriter(str(folder))
+
+
+# -- what the GAN trainers (MEL-GAN, RAVE) share --------------------------------------------------
+def training_device(name: str):
+    """torch.device(name), or the CPU when "cuda" is asked for and there is none."""
+    import torch
+    return torch.device(name if name != "cuda" or torch.cuda.is_available() else "cpu")
+
+
+def load_resume(state_path: Path, cfg, run_keys: tuple, *, fresh: bool = False) -> dict | None:
+    """The saved training state, or None (none saved, or `fresh`). As in nanoGPT, the architecture
+    and data settings of a resumed run come from the state: every config field not in `run_keys`
+    (the schedule, which a resume may change) is set on `cfg` from it."""
+    import torch
+    if fresh or not state_path.exists():
+        return None
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    for k, v in state["config"].items():
+        if k not in run_keys:
+            setattr(cfg, k, v)
+    return state
+
+
+def atomic_save(path: Path, obj) -> None:
+    """torch.save (or a TorchScript module's own save) to a temporary file, then rename: a run
+    killed mid-write never leaves a truncated checkpoint."""
+    import torch
+    tmp = path.with_suffix(".tmp")
+    if isinstance(obj, torch.jit.ScriptModule):
+        obj.save(str(tmp))
+    else:
+        torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def feature_matching(real: list, fake: list):
+    """MelGAN's feature matching: mean L1 between the discriminators' intermediate features of real
+    and generated audio (each discriminator's last output, its score, left out)."""
+    import torch.nn.functional as F
+    loss, n = 0.0, 0
+    for rs, fs in zip(real, fake):
+        for r, f in zip(rs[:-1], fs[:-1]):
+            loss, n = loss + F.l1_loss(f, r.detach()), n + 1
+    return loss / n

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
+from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, feature_matching,
+                                  load_resume, tensorboard_writer, training_device)
+
 from .model import (
     RAVE,
     MultiScaleDiscriminator,
@@ -156,15 +158,6 @@ def windows(clips: list[np.ndarray], n: int, size: int, rng: torch.Generator) ->
     return torch.stack(out)[:, None]
 
 
-# -- losses ------------------------------------------------------------------------------------
-def feature_matching(real, fake) -> torch.Tensor:
-    loss, n = 0.0, 0
-    for rs, fs in zip(real, fake):
-        for r, f in zip(rs[:-1], fs[:-1]):
-            loss, n = loss + F.l1_loss(f, r.detach()), n + 1
-    return loss / n
-
-
 # -- checkpoints --------------------------------------------------------------------------------
 def inference_checkpoint(s: dict) -> dict:
     """What sampling and export need (EMA weights in float16: half the size); a few MB."""
@@ -189,30 +182,16 @@ def metadata_json(ckpt: dict) -> str:
                        "model_args": ckpt["model_args"], "audio": ckpt["audio"], "genres": ckpt["genres"]})
 
 
-def save(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    if isinstance(obj, torch.jit.ScriptModule):
-        obj.save(str(tmp))
-    else:
-        torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 # -- the loop -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     cfg, extra = parse_args(argv)
     torch.set_num_threads(max(1, cfg.threads))
-    device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+    device = training_device(cfg.device)
     from melodymaker.options import GENRES, SAMPLE_RATE
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE
-    resume = None if extra["fresh"] or not state_path.exists() else torch.load(
-        state_path, map_location="cpu", weights_only=True)
-    if resume is not None:  # the architecture and data settings come from the checkpoint, as nanoGPT
-        for k, v in resume["config"].items():
-            if k not in RUN_KEYS:
-                setattr(cfg, k, v)
+    resume = load_resume(state_path, cfg, RUN_KEYS, fresh=extra["fresh"])
     init = None if resume or not extra["init_from"] else torch.load(
         extra["init_from"], map_location="cpu", weights_only=True)
     mcfg = from_dict(RaveConfig, (resume or init)["model_args"]) if resume or init else RaveConfig(
@@ -230,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     setattr(cfg, k, v)
         if not (out / EXPORT).exists():  # export here, by this machine's torch
             ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-            save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
+            atomic_save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
         if not (out / BANK).exists():  # a run stopped before its end: finish what it writes last
             write_bank(out, cfg)
         held = load_library(cfg, mcfg.sr)[1] if Path(cfg.genres).is_dir() else None
@@ -294,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def checkpoint() -> dict:
         s = snapshot()
-        save(state_path, s)
+        atomic_save(state_path, s)
         ckpt = inference_checkpoint(s)
-        save(out / CHECKPOINT, ckpt)
-        save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
+        atomic_save(out / CHECKPOINT, ckpt)
+        atomic_save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
         return ckpt
 
     from tqdm import tqdm
