@@ -117,9 +117,11 @@ def tiny_models(composed_library, tmp_path_factory) -> Path:
 
 
 # -- a trained mode in the running server (MEL-GAN, RAVE, DDIM) -----------------------------------
-def serve_mode(settings, mode: str, genre: str, *, length: int = 3, seed: int = 2) -> np.ndarray:
+def serve_mode(settings, mode: str, genre: str, *, length: int = 3, seed: int = 2,
+               tempo: float | None = None) -> np.ndarray:
     """Start the app on `settings`: `mode` is listed available and POST /generate answers a WAV
-    of exactly `length` seconds at 22050 Hz; returns its samples."""
+    of exactly `length` seconds at 22050 Hz (with a `tempo`, its X-Tempo header says that BPM);
+    returns its samples."""
     import io
 
     from app import create_app
@@ -128,8 +130,11 @@ def serve_mode(settings, mode: str, genre: str, *, length: int = 3, seed: int = 
         client = app.test_client()
         modes = {m["name"]: m for m in client.get("/api/options").json["modes"]}
         assert modes[mode]["available"], modes[mode]["reason"]
-        r = client.post("/generate", json={"genre": genre, "mode": mode, "length": length, "seed": seed})
+        body = {"genre": genre, "mode": mode, "length": length, "seed": seed}
+        r = client.post("/generate", json=body if tempo is None else {**body, "tempo": tempo})
         assert r.status_code == 200, r.json
+        if tempo is not None:
+            assert float(r.headers["X-Tempo"]) == tempo
         y, sr = sf.read(io.BytesIO(r.data))
         assert sr == SR and len(y) == length * SR
         return y

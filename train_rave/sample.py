@@ -161,11 +161,12 @@ class GenreRave:
         info = {"model": model.describe(), "variation": variation}
         if tempo:
             gridded = any("rate" in u for u in used)
-            info["tempo"] = {"bpm": tempo, "by": "latent time-stretch on the beat grid" if gridded
-                             else "phase vocoder (the latent bank has no clip tempi)"}
+            info["tempo"] = tempo
+            info["tempo_by"] = ("latent time-stretch on the beat grid" if gridded
+                                else "phase vocoder (the latent bank has no clip tempi)")
             if not gridded:
                 from melodymaker.post import conform_tempo
-                y, info["tempo"]["conform"] = conform_tempo(y, sr, tempo)
+                y, info["tempo_conform"] = conform_tempo(y, sr, tempo)
         y = fit_length(y, n_samples).astype(np.float32)
         progress(1.0, "done")
         info["segments"] = [{"clip": material["names"][u["clip"]], "start_s": round(u["start"] / model.frame_rate, 2),
