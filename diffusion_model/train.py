@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from melodymaker.options import GENRES, SAMPLE_RATE
-from melodymaker.trainkit import add_dataclass_arguments, config_from_args, tensorboard_writer
+from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, ema_update,
+                                  tensorboard_writer)
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
@@ -134,12 +135,6 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
                          "window": cfg.frames, "overlap": cfg.frames // 8}}
 
 
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
                wall: float, device: str, losses: dict, argv: list[str]) -> None:
     from melodymaker.classify.card import library_facts
@@ -218,10 +213,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
 
     def save(losses: dict) -> None:
-        atomic_save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                     "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
-                     "config": asdict(cfg)}, state_path)
-        atomic_save(shipped_checkpoint(cfg, ema, ds, step), out / CHECKPOINT)
+        atomic_save(state_path, {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                                 "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
+                                 "config": asdict(cfg)})
+        atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step))
         write_card(cfg, out, ds, net, step, wall, device, losses, argv)
 
     from tqdm import tqdm
@@ -245,12 +240,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, pn in zip(ema.parameters(), net.parameters()):
-                    pe.lerp_(pn, 1 - decay)
-                for be, bn in zip(ema.buffers(), net.buffers()):
-                    be.copy_(bn)
+            ema_update(ema, net, step, cfg.ema)
             recent.append(loss.item())
             wall = time.time() - started
             bar.update(1)

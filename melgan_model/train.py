@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, load_resume,
-                                  tensorboard_writer, training_device)
+from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, ema_update, ints,
+                                  load_clips, load_resume, tensorboard_writer, training_device)
 from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
@@ -103,49 +103,16 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     return cfg
 
 
-def _ints(s: str) -> tuple:
-    return tuple(int(x) for x in s.split(",") if x.strip())
-
-
 # -- data --------------------------------------------------------------------------------------
 def load_library(cfg: TrainConfig, mel: MelConfig):
-    """Audio and log-mels of every readable clip, split per genre into train and held-out."""
-    import tempfile
-
-    from melodymaker.audio import load
-    from melodymaker.classify.card import library_facts
-    from melodymaker.errors import AudioDecodeError
-    from melodymaker.library import Library
-    from melodymaker.options import GENRES
-    with tempfile.TemporaryDirectory() as cache:
-        library = Library(Path(cfg.genres), Path(cache)).scan()
+    """(genre index, audio, log-mel) of every readable clip long enough for a vocoder window, per
+    genre split into train and held-out; and the library facts."""
+    train, held, facts = load_clips(cfg.genres, mel.sr, holdout=cfg.holdout, per_genre=cfg.per_genre,
+                                    min_samples=cfg.voc_samples + mel.hop)
     to_mel = LogMel(mel)
-    train, held, used, unreadable = [], [], {}, []
-    for gi, genre in enumerate(GENRES):
-        clips = sorted(library.clips.get(genre, []), key=lambda c: c.name)
-        if cfg.per_genre:
-            clips = clips[: cfg.per_genre]
-        loaded = []
-        for c in clips:
-            try:
-                y = load(c.path, mel.sr)
-            except AudioDecodeError as e:
-                unreadable.append({"path": str(c.path), "reason": e.message})
-                continue
-            if len(y) < cfg.voc_samples + mel.hop:
-                unreadable.append({"path": str(c.path), "reason": "shorter than one training window"})
-                continue
-            with torch.no_grad():
-                lm = to_mel(torch.from_numpy(y)[None])[0].numpy()
-            loaded.append((gi, y, lm))
-        n_held = cfg.holdout if len(loaded) > cfg.holdout else 0
-        train += loaded[: len(loaded) - n_held]
-        held += loaded[len(loaded) - n_held:]
-        used[genre] = clips
-    if not train:
-        raise SystemExit(f"no readable audio clips in {cfg.genres}")
-    facts = library_facts(Path(cfg.genres).resolve(), used, library, unreadable)
-    facts.update({"train_clips": len(train), "held_out_clips": len(held)})
+    with torch.no_grad():
+        train, held = ([(g, y, to_mel(torch.from_numpy(y)[None])[0].numpy()) for g, y in part]
+                       for part in (train, held))
     return train, held, facts
 
 
@@ -231,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"library: {library['train_clips']} training clips, {library['held_out_clips']} held out "
           f"({time.perf_counter() - t_load:.0f} s to load)", file=sys.stderr)
 
-    gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=_ints(cfg.g_channels),
-                        d_channels=_ints(cfg.d_channels))
-    vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=_ints(cfg.ratios))
+    gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
+                        d_channels=ints(cfg.d_channels))
+    vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=ints(cfg.ratios))
     if resume:
         gcfg, vcfg = from_dict(MelGenConfig, resume["generator_args"]), from_dict(VocoderConfig, resume["vocoder_args"])
     G, D = MelGenerator(gcfg).to(device), MelDiscriminator(gcfg).to(device)
@@ -323,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             opt_g.zero_grad(set_to_none=True)
             (g_adv + cfg.fm_weight * g_fm + cfg.ac_weight * g_ac).backward()
             opt_g.step()
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, p in zip(G_ema.parameters(), G.parameters()):
-                    pe.lerp_(p, 1 - decay)
+            ema_update(G_ema, G, step, cfg.ema)
         # -- vocoder: multi-resolution STFT loss, then LS-GAN multi-scale discriminators + FM --
         mels, y = batches.audio_windows(cfg.voc_batch, cfg.voc_samples)
         mels, y = mels.to(device), y.to(device)

@@ -11,6 +11,11 @@ def _int_list(s: str) -> list[int]:
     return [int(x) for x in s.split(",") if x.strip()]
 
 
+def ints(s) -> tuple:
+    """"64,128,192" (or a list of ints) -> (64, 128, 192): a config's comma-separated widths."""
+    return tuple(_int_list(s if isinstance(s, str) else ",".join(map(str, s))))
+
+
 def add_dataclass_arguments(p: argparse.ArgumentParser, config_cls) -> None:
     """--some-field for each field of `config_cls`, typed and defaulted from the dataclass: lists
     of ints are comma-separated, booleans get --flag / --no-flag, the field's metadata "help" is
@@ -40,6 +45,61 @@ def tensorboard_writer(folder: Path):
     return SummaryWriter(str(folder))
 
 
+def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int = 0,
+               min_samples: int = 1) -> tuple[list, list, dict]:
+    """Every readable clip of a genres/ folder at `sr`, as (genre index, float32 audio), split per
+    genre into training clips and the last `holdout` of each genre (by name; none when a genre has
+    no more than that). `per_genre` caps the clips of each genre (0: all); a clip that cannot be
+    decoded or is shorter than `min_samples` is skipped and named in the library facts (what a
+    model card records). SystemExit when nothing is left to train on."""
+    import tempfile
+
+    from .audio import load
+    from .classify.card import library_facts
+    from .errors import AudioDecodeError
+    from .library import Library
+    from .options import GENRES
+    with tempfile.TemporaryDirectory() as cache:
+        library = Library(Path(genres_dir), Path(cache)).scan()
+    train, held, used, unreadable = [], [], {}, []
+    for gi, genre in enumerate(GENRES):
+        clips = sorted(library.clips.get(genre, []), key=lambda c: c.name)
+        if per_genre:
+            clips = clips[:per_genre]
+        loaded = []
+        for c in clips:
+            try:
+                y = load(c.path, sr)
+            except AudioDecodeError as e:
+                unreadable.append({"path": str(c.path), "reason": e.message})
+                continue
+            if len(y) < min_samples:
+                unreadable.append({"path": str(c.path), "reason": "shorter than one training window"})
+                continue
+            loaded.append((gi, y))
+        n_held = holdout if len(loaded) > holdout else 0
+        train += loaded[: len(loaded) - n_held]
+        held += loaded[len(loaded) - n_held:]
+        used[genre] = clips
+    if not train:
+        raise SystemExit(f"no readable audio clips of at least {min_samples} samples in {genres_dir}")
+    facts = library_facts(Path(genres_dir).resolve(), used, library, unreadable)
+    facts.update({"train_clips": len(train), "held_out_clips": len(held)})
+    return train, held, facts
+
+
+def ema_update(ema, model, step: int, decay: float) -> None:
+    """ema <- lerp towards model by 1 - min(decay, (1 + step) / (10 + step)): a warmed-up
+    exponential moving average of the parameters; buffers are copied."""
+    import torch
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1 - d)
+        for be, b in zip(ema.buffers(), model.buffers()):
+            be.copy_(b)
+
+
 # -- what the GAN trainers (MEL-GAN, RAVE) share --------------------------------------------------
 def training_device(name: str):
     """torch.device(name), or the CPU when "cuda" is asked for and there is none."""
@@ -65,7 +125,7 @@ def atomic_save(path: Path, obj) -> None:
     """torch.save (or a TorchScript module's own save) to a temporary file, then rename: a run
     killed mid-write never leaves a truncated checkpoint."""
     import torch
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     if isinstance(obj, torch.jit.ScriptModule):
         obj.save(str(tmp))
     else:

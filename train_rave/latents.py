@@ -263,15 +263,16 @@ def _on_beat_grid(trajs: list, frames: int, rng, *, frame_rate: float, tempo: fl
     rates = {i: fold_rate(tempo, median) * median / tempos[i] for i in known}
 
     def placement(i: int, n_beats: int, lead_in: bool):
-        """(rate, source frames per beat, first beat frame, lowest and highest usable beat index)."""
+        """(rate, source frames per beat, first beat frame, lowest and highest beat index a segment
+        of n_beats may start on), or None when clip i has no room for one."""
         rate = rates[i]
         beat_src = beat_out * rate
         first = first_beats[i] * frame_rate
         lo = max(0, int(np.ceil((((xfade + 1) * rate if lead_in else 0.0) - first) / beat_src)))
         hi = int(np.floor((trajs[i].shape[1] - 2 - first) / beat_src)) - n_beats
-        return rate, beat_src, first, lo, hi
+        return (rate, beat_src, first, lo, hi) if lo <= hi else None
 
-    usable = [i for i in known if placement(i, 4, True)[3] <= placement(i, 4, True)[4]]
+    usable = [i for i in known if placement(i, 4, True)]
     if not usable:
         return None
     # the clips nearest the tempo (at least half of them, at least three): the gentlest stretches
@@ -285,12 +286,13 @@ def _on_beat_grid(trajs: list, frames: int, rng, *, frame_rate: float, tempo: fl
         n_beats = 4 * int(rng.choice(bars))
         for _ in range(8):  # a clip with room for the segment and its crossfade lead-in
             i = usable[int(rng.integers(len(usable)))]
-            rate, beat_src, first, lo, hi = placement(i, n_beats, beat > 0)
-            if lo <= hi:
+            placed = placement(i, n_beats, beat > 0)
+            if placed:
                 break
         else:               # every usable clip holds one bar
             n_beats = 4
-            rate, beat_src, first, lo, hi = placement(i, n_beats, beat > 0)
+            placed = placement(i, n_beats, beat > 0)
+        rate, beat_src, first, lo, hi = placed
         j = int(rng.integers(lo, hi + 1))
         src0 = first + j * beat_src                          # source frame of the segment's first beat
         at0 = beat * beat_out                                # output frame of it (fractional)

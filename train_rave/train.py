@@ -26,8 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, feature_matching,
-                                  load_resume, tensorboard_writer, training_device)
+from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, ema_update,
+                                  feature_matching, ints, load_clips, load_resume, tensorboard_writer,
+                                  training_device)
 
 from .model import (
     RAVE,
@@ -104,47 +105,13 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     return cfg, extra
 
 
-def _ints(s: str) -> tuple:
-    return tuple(int(x) for x in str(s).split(",") if x.strip())
-
-
 # -- data --------------------------------------------------------------------------------------
 def load_library(cfg: TrainConfig, sr: int):
-    """Audio of every readable clip, per genre split into train and held-out."""
-    import tempfile
-
-    from melodymaker.audio import load
-    from melodymaker.classify.card import library_facts
-    from melodymaker.errors import AudioDecodeError
-    from melodymaker.library import Library
-    from melodymaker.options import GENRES
-    with tempfile.TemporaryDirectory() as cache:
-        library = Library(Path(cfg.genres), Path(cache)).scan()
-    train, held, used, unreadable = [], [], {}, []
-    for genre in GENRES:
-        clips = sorted(library.clips.get(genre, []), key=lambda c: c.name)
-        if cfg.per_genre:
-            clips = clips[: cfg.per_genre]
-        loaded = []
-        for c in clips:
-            try:
-                y = load(c.path, sr)
-            except AudioDecodeError as e:
-                unreadable.append({"path": str(c.path), "reason": e.message})
-                continue
-            if len(y) < cfg.window:
-                unreadable.append({"path": str(c.path), "reason": "shorter than one training window"})
-                continue
-            loaded.append(y)
-        n_held = cfg.holdout if len(loaded) > cfg.holdout else 0
-        train += loaded[: len(loaded) - n_held]
-        held += loaded[len(loaded) - n_held:]
-        used[genre] = clips
-    if not train:
-        raise SystemExit(f"no readable audio clips of at least {cfg.window} samples in {cfg.genres}")
-    facts = library_facts(Path(cfg.genres).resolve(), used, library, unreadable)
-    facts.update({"train_clips": len(train), "held_out_clips": len(held)})
-    return train, held, facts
+    """Audio of every readable clip at least one window long, per genre split into train and
+    held-out: (train audio, held-out audio, library facts)."""
+    train, held, facts = load_clips(cfg.genres, sr, holdout=cfg.holdout, per_genre=cfg.per_genre,
+                                    min_samples=cfg.window)
+    return [y for _, y in train], [y for _, y in held], facts
 
 
 def windows(clips: list[np.ndarray], n: int, size: int, rng: torch.Generator) -> torch.Tensor:
@@ -195,20 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     init = None if resume or not extra["init_from"] else torch.load(
         extra["init_from"], map_location="cpu", weights_only=True)
     mcfg = from_dict(RaveConfig, (resume or init)["model_args"]) if resume or init else RaveConfig(
-        sr=SAMPLE_RATE, n_bands=cfg.n_bands, channels=_ints(cfg.channels), strides=_ints(cfg.strides),
+        sr=SAMPLE_RATE, n_bands=cfg.n_bands, channels=ints(cfg.channels), strides=ints(cfg.strides),
         latent_size=cfg.latent_size)
     if cfg.window % mcfg.ratio:
         raise SystemExit(f"--window {cfg.window} must be a multiple of the ratio {mcfg.ratio}")
     if extra["card_only"]:
+        if not (out / CHECKPOINT).exists():
+            raise SystemExit(f"--card-only needs a trained {out / CHECKPOINT}")
+        ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
         if resume is None:  # a checkpoint trained elsewhere (a GPU machine) comes without its state
-            if not (out / CHECKPOINT).exists():
-                raise SystemExit(f"--card-only needs a trained {state_path} or {out / CHECKPOINT}")
-            ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
             for k, v in ckpt["info"]["config"].items():
                 if k not in RUN_KEYS:
                     setattr(cfg, k, v)
         if not (out / EXPORT).exists():  # export here, by this machine's torch
-            ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
             atomic_save(out / EXPORT, export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
         if not (out / BANK).exists():  # a run stopped before its end: finish what it writes last
             write_bank(out, cfg)
@@ -315,12 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(model_ema.parameters(), model.parameters()):
-                pe.lerp_(p, 1 - decay)
-            for be, b in zip(model_ema.buffers(), model.buffers()):
-                be.copy_(b)
+        ema_update(model_ema, model, step, cfg.ema)
 
         step += 1
         bar.update(1)
