@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import threading
 import webbrowser
 
 from flask import Flask, Response, jsonify, request, send_file, send_from_directory
+from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from melodymaker import options as opt
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     service = Service(settings or Settings.from_env())
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_upload_bytes
     app.extensions["melodymaker"] = service
+    _allow_cors(app, service.settings.cors_origins)
 
     # -- the page ---------------------------------------------------------------------------
     @app.get("/")
@@ -199,6 +202,27 @@ def _track_headers(meta: dict) -> dict:
         values["X-Genre-Fit"] = fit["probability"]
         values["X-Genre-Top3"] = ",".join(f"{t['genre']}:{t['probability']}" for t in fit["top3"])
     return {k: str(v) for k, v in values.items() if v is not None}
+
+
+# -- CORS: pages served from another origin, such as the original MelodyMaker page ------------------
+# what such a page may read of a /generate answer: the track headers (_track_headers) and the file name
+EXPOSED_HEADERS = ("X-Track-Id", "X-Genre", "X-Mode", "X-Seed", "X-Tempo", "X-Length", "X-Measured-Tempo",
+                   "X-Track-Url", "X-Genre-Fit", "X-Genre-Top3", "Content-Disposition")
+
+
+def _allow_cors(app: Flask, origins) -> None:
+    """Let browser pages from `origins` call /generate and /api/*. Each origin is exact (any case),
+    a regex (flask-cors would match it at the start only: here it must match the whole origin),
+    "null" (a page opened from disk) or "*" (any page, answered with a literal *)."""
+    allowed: list = []
+    for origin in [origins] if isinstance(origins, str) else origins:
+        if origin == "*" or not set("^$*?+|()[]{}\\") & set(origin):
+            allowed.append(origin)          # flask-cors compares these literally (or, "*", admits all)
+        else:
+            allowed.append(re.compile(f"(?:{origin})\\Z", re.IGNORECASE))
+    CORS(app, resources={r"/generate": {}, r"/api/.*": {}}, origins=allowed,
+         allow_headers=["Content-Type"], expose_headers=list(EXPOSED_HEADERS), max_age=600,
+         send_wildcard="*" in allowed, always_send=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,9 @@ class Settings:
     max_tracks: int = 200                      # the store keeps the newest this many
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     max_queue: int = 16
+    # browser pages allowed to call /generate and /api/* from another origin (CORS): exact origins,
+    # regexes (matched against the whole origin), "null" (a page opened from disk) or "*" (any)
+    cors_origins: tuple[str, ...] = (r"^https?://(localhost|127\.0\.0\.1)(:\d+)?$",)
 
     @property
     def cache_dir(self) -> Path:
@@ -39,6 +42,9 @@ class Settings:
             env = os.environ.get(f"MELODYMAKER_{name.upper()}")
             if env:
                 values[name] = int(env)
+        origins = [o.strip() for o in os.environ.get("MELODYMAKER_CORS_ORIGINS", "").split(",")]
+        if any(origins):
+            values["cors_origins"] = tuple(o for o in origins if o)
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("genres_dir", "models_dir", "var_dir", "soundfont"):
             if values.get(name) is not None:
