@@ -38,7 +38,7 @@ export async function api(path, { method = "GET", body } = {}) {
 }
 
 /** The server's message, made into a sentence, with what to do for the statuses that need it. */
-export function explain(response, data) {
+function explain(response, data) {
   const message = sentence(data && data.message ? data.message : "");
   if (response.status === 429) {
     const wait = response.headers.get("Retry-After");

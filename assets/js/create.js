@@ -1,12 +1,12 @@
-// The Create screen: the request form built from /api/options, mode capability notes, and a
-// generation job followed to the end (progress, cancel, errors in plain words next to the field).
+// The Create screen: the request form built from /api/options (its genres, instruments, presets,
+// modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
+// and a generation job followed to the end (progress, cancel, errors in plain words next to the field).
 import { api, ApiError, sentence } from "./api.js";
 import { $, h, duration, capitalise, sleep, GENRE_COLOURS, ICONS } from "./util.js";
 
 const FIELDS = ["genre", "instruments", "tempo", "length", "mode", "seed", "candidates"];
 const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
 const SETTINGS_KEY = "melodymaker.settings";
-const SEED_MAX = 2147483647;
 
 let options = null;
 let counts = {};          // library clips per genre
@@ -17,6 +17,7 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   options = opts;
   counts = libraryCounts || {};
   onDone = onTrackDone;
+  applyLimits();
   renderGenres();
   renderInstruments();
   renderPresets();
@@ -47,6 +48,21 @@ export function selectGenre(name) {
 }
 
 // -- building the form ----------------------------------------------------------------------
+/** The server's limits on the number inputs and sliders, and its defaults. */
+function applyLimits() {
+  for (const name of ["tempo", "length"]) {
+    const { min, max, default: value } = options[name];
+    // no default from the server (tempo): keep the page's, within the server's range
+    const start = value ?? Math.min(Math.max(Number($(name).value) || min, min), max);
+    for (const input of [$(name), $(`${name}-range`)]) {
+      Object.assign(input, { min: String(min), max: String(max), value: String(start) });
+    }
+  }
+  const { min, max } = options.candidates;
+  Object.assign($("candidates"), { min: String(min), max: String(max), value: String(min) });
+  $("candidates-hint").textContent = `Make ${min}–${max} versions and keep the one that sounds most like the genre.`;
+}
+
 function renderGenres() {
   $("genres").replaceChildren(...options.genres.map((g) => h("label",
     { class: "genre-tile", style: `--genre: ${GENRE_COLOURS[g.name] || "#6d4aff"}` },
@@ -89,12 +105,20 @@ function renderPresets() {
   }));
 }
 
-const CAPS = [
-  ["instruments", "Instruments", "ignored"],
-  ["tempo", "Tempo", "stretched"],
-  ["length", "Length", "trimmed"],
-  ["midi", "MIDI", "transcribed"],
-];
+// What a mode does with a request field it cannot honour natively; a capability named after a
+// format (midi) is shown with the format's label from the server's table.
+const OTHERWISE = { instruments: "ignored", tempo: "stretched", length: "trimmed", midi: "transcribed" };
+
+function capabilityLabel(key) {
+  const fmt = options.formats.find((f) => f.name === key);
+  return fmt ? fmt.label : capitalise(key);
+}
+
+/** The mode's capabilities, the known ones in the page's order, then any new one. */
+function capabilityKeys(mode) {
+  const known = Object.keys(OTHERWISE).filter((k) => k in mode.capabilities);
+  return [...known, ...Object.keys(mode.capabilities).filter((k) => !(k in OTHERWISE))];
+}
 
 function renderModes() {
   const firstAvailable = options.modes.find((m) => m.available);
@@ -106,9 +130,9 @@ function renderModes() {
       h("span", { class: "mode-title" }, m.label, h("code", {}, m.name)),
       h("span", { class: "mode-desc" }, m.description),
       m.available
-        ? h("span", { class: "caps" }, CAPS.map(([key, label, otherwise]) => m.capabilities[key]
-          ? h("span", { class: "cap yes" }, `${label} ✓`)
-          : h("span", { class: "cap no" }, `${label}: ${otherwise}`)))
+        ? h("span", { class: "caps" }, capabilityKeys(m).map((key) => m.capabilities[key]
+          ? h("span", { class: "cap yes" }, `${capabilityLabel(key)} ✓`)
+          : h("span", { class: "cap no" }, `${capabilityLabel(key)}: ${OTHERWISE[key] || "approximated"}`)))
         : h("span", { class: "mode-reason" }, `Unavailable: ${m.reason}`)))));
 }
 
@@ -179,18 +203,22 @@ function updateSummary() {
     ["Genre", genre ? genre.label : "—"],
     ["Instruments", labels.length ? labels.join(", ") : "the genre's usual band"],
     ["Tempo", request.tempo !== undefined ? `${request.tempo} BPM` : "the genre's own"],
-    ["Length", typeof request.length === "number" ? duration(request.length) : String(request.length ?? "30 s")],
+    ["Length", typeof request.length === "number" ? duration(request.length)
+      : String(request.length ?? duration(options.length.default))],
     ["Mode", mode ? mode.label : "—"],
     ["Seed", request.seed !== undefined ? String(request.seed) : "random"],
-    ["Candidates", String(request.candidates ?? 1)],
+    ["Candidates", String(request.candidates ?? options.candidates.min)],
   ];
-  if (mode && !mode.capabilities.midi) rows.push(["MIDI", "a transcription of the audio"]);
+  if (mode && !mode.capabilities.midi) rows.push([capabilityLabel("midi"), "a transcription of the audio"]);
   $("summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
+/** A random seed within the server's range, from 53 random bits (no visible bias for ranges up to 2^53). */
 function surprise() {
-  const n = crypto.getRandomValues(new Uint32Array(1))[0] % (SEED_MAX + 1);
-  $("seed").value = String(n);
+  const { min, max } = options.seed;
+  const [a, b] = crypto.getRandomValues(new Uint32Array(2));
+  const unit = (a * 2 ** 21 + (b >>> 11)) / 2 ** 53;  // [0, 1)
+  $("seed").value = String(min + Math.floor(unit * (max - min + 1)));
   onInput($("seed"));
 }
 

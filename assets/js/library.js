@@ -27,10 +27,6 @@ export function pausePreview() {
   if (preview.audio && !preview.audio.paused) preview.audio.pause();
 }
 
-export function previewPlaying() {
-  return preview.audio && preview.audio.currentSrc && !preview.audio.paused;
-}
-
 export function togglePreviewIfLoaded() {
   if (!preview.audio || !preview.audio.currentSrc) return false;
   if (preview.audio.paused) { preview.onStart(); preview.audio.play(); } else preview.audio.pause();
@@ -64,7 +60,7 @@ function resetBar(button) {
 }
 
 /** One playable library clip as a list item. */
-export function clipItem(clip, { extra = null } = {}) {
+function clipItem(clip, { extra = null } = {}) {
   const url = encodePath(clip.url);
   const title = clip.name.replace(/\.(au|wav|mp3|flac|ogg)$/i, "");
   const button = h("button", { type: "button", class: "icon-btn", html: ICONS.play,

@@ -239,7 +239,7 @@ export class Player extends EventTarget {
 }
 
 /** Min/max of each of `buckets` equal slices of the first channel: [min0, max0, min1, max1, ...]. */
-export function computePeaks(buffer, buckets) {
+function computePeaks(buffer, buckets) {
   const data = buffer.getChannelData(0);
   const n = Math.min(buckets, data.length) || 1;
   const peaks = new Float32Array(2 * n);

@@ -56,6 +56,11 @@ export function capitalise(text) {
   return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
+/** ["WAV", "MP3", "MIDI"] -> "WAV, MP3 or MIDI". */
+export function listOf(words) {
+  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}` : words.join("");
+}
+
 /** A path with each segment URL-encoded (library clip names may hold spaces). */
 export function encodePath(path) {
   return path.split("/").map(encodeURIComponent).join("/");

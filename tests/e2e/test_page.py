@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -127,9 +128,19 @@ def test_generate_play_see_and_download(session, server, artifacts):
     expect(info).to_contain_text("Library remix")
     expect(page.locator("#track-info")).to_contain_text("7")  # the seed
     expect(page.locator("#similar-status")).to_contain_text("unavailable")
-    expect(page.locator("#midi-note")).to_contain_text("MIDI is a transcription")
+    expect(page.locator("#file-notes")).to_contain_text("MIDI is a transcription")
     expect(page.locator("#history .history-item").first).to_contain_text("Rock")
     shot(page, str(artifacts / "player-desktop.png"), full_page=True)
+
+    # one download link per format of the server's table, in its order, named by its label
+    formats = page.request.get(f"{server}/api/options").json()["formats"]
+    links = page.locator("#player-card .downloads a.dl")
+    expect(links).to_have_count(len(formats))
+    expect(links).to_have_text([f["label"] for f in formats])
+    paths = [urlsplit(h).path for h in links.evaluate_all("(els) => els.map(a => a.getAttribute('href'))")]
+    assert [p.rsplit(".", 1)[1] for p in paths] == [f["extension"] for f in formats] == ["wav", "mp3", "mid"]
+    history_links = page.locator("#history .history-item").first.locator(".history-dl a")
+    expect(history_links).to_have_text([f["label"] for f in formats])
 
     # each download is a real file of its type, with the server's file name
     magic = {"wav": (b"RIFF", "audio/wav"), "mp3": (None, "audio/mpeg"), "mid": (b"MThd", "audio/midi")}
@@ -148,6 +159,58 @@ def test_generate_play_see_and_download(session, server, artifacts):
         href = page.get_attribute(f"#dl-{ext}", "href")
         content_type = page.evaluate("(u) => fetch(u).then(r => r.headers.get('content-type'))", href)
         assert content_type.startswith(mime)
+    assert_clean(session)
+
+
+def test_form_limits_come_from_the_server(session, server):
+    """The inputs' ranges, defaults and the random seed follow /api/options, not the page's own numbers."""
+    page = open_page(session, server, "#create")
+    options = page.request.get(f"{server}/api/options").json()
+    assert options["length"]["min"] == 1
+    for name in ("tempo", "length"):
+        for selector in (f"#{name}", f"#{name}-range"):
+            assert page.get_attribute(selector, "min") == str(options[name]["min"]), selector
+            assert page.get_attribute(selector, "max") == str(options[name]["max"]), selector
+    expect(page.locator("#length")).to_have_value(str(options["length"]["default"]))
+    assert page.get_attribute("#candidates", "min") == str(options["candidates"]["min"])
+    assert page.get_attribute("#candidates", "max") == str(options["candidates"]["max"])
+    expect(page.locator("#candidates-hint")).to_contain_text(
+        f"{options['candidates']['min']}–{options['candidates']['max']} versions")
+    # the shortest length the server allows can be typed without the browser calling it invalid
+    page.fill("#length", "1")
+    assert page.evaluate("document.getElementById('length').validity.valid")
+    seeds = []
+    for _ in range(5):
+        page.click("#surprise")
+        seeds.append(int(page.input_value("#seed")))
+    assert all(options["seed"]["min"] <= n <= options["seed"]["max"] for n in seeds), seeds
+    expect(page.locator("#format-names")).to_have_text("WAV, MP3 or MIDI")
+    assert_clean(session)
+
+
+def test_form_follows_other_limits(session, server):
+    """A server with other limits gets other inputs: the page has no numbers of its own."""
+    page = session.page
+
+    def narrower(route):
+        response = route.fetch()
+        body = response.json()
+        body["seed"] = {"min": 10, "max": 12}
+        body["length"] = {**body["length"], "min": 2, "max": 90, "default": 45}
+        body["candidates"] = {"min": 1, "max": 3}
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r"/api/options$"), narrower)
+    open_page(session, server, "#create")
+    assert page.get_attribute("#length", "min") == "2"
+    assert page.get_attribute("#length-range", "max") == "90"
+    expect(page.locator("#length")).to_have_value("45")
+    assert page.get_attribute("#candidates", "max") == "3"
+    seeds = set()
+    for _ in range(30):
+        page.click("#surprise")
+        seeds.add(int(page.input_value("#seed")))
+    assert seeds <= {10, 11, 12} and len(seeds) > 1, seeds
     assert_clean(session)
 
 
