@@ -22,7 +22,7 @@ sampled by DDIM in model_sampler.py-style code in sample.py.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

@@ -21,18 +21,22 @@ from typing import Callable
 import numpy as np
 import torch
 
+from melodymaker.trainkit import float_weights, read_checkpoint
+
 from .data import denormalise
 from .mdct import MDCT
 from .model import UNet1D, UNetConfig, alpha_sigma
 
-FORMAT = "melodymaker-ddim"
+FORMAT, FORMAT_VERSION = "melodymaker-ddim", 1
+"""ddim.pt: trainkit's header, then config (UNetConfig), model (EMA weights in float16), audio
+(sr, hop, alpha, bin_std), genres and sampling (the defaults it was trained for)."""
 SOLVERS = ("ddim", "dpm++2m")
-FORMAT_VERSION = 1
 
 
 @dataclass
 class DDIM:
-    """A loaded checkpoint: the (EMA) network and what it needs to turn its output into audio."""
+    """A loaded checkpoint (see `load`): the (EMA) network and what it needs to turn its output
+    into audio."""
     net: UNet1D
     genres: list[str]
     sr: int
@@ -42,24 +46,6 @@ class DDIM:
     defaults: dict
     step: int
     path: str = ""
-
-    @classmethod
-    def load(cls, path: str | Path) -> "DDIM":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a MelodyMaker DDIM checkpoint")
-        if ckpt.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path} has format version {ckpt.get('format_version')}, "
-                             f"this code reads {FORMAT_VERSION}")
-        net = UNet1D(UNetConfig.from_dict(ckpt["config"]))
-        net.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        net.eval().requires_grad_(False)
-        a = ckpt["audio"]
-        return cls(net, list(ckpt["genres"]), int(a["sr"]), int(a["hop"]), float(a["alpha"]),
-                   a["bin_std"].float(), dict(ckpt.get("sampling", {})), int(ckpt["step"]), str(path))
 
     def sample(self, genre: str, seconds: float, seed: int, *, steps: int | None = None,
                eta: float | None = None, guidance: float | None = None, window: int | None = None,
@@ -98,6 +84,18 @@ class DDIM:
         with torch.no_grad():
             y = mdct.inverse(coeffs, samples)
         return y.numpy().astype(np.float32)
+
+
+def load(path: str | Path) -> DDIM:
+    """The sampler of a ddim.pt: FileNotFoundError when there is none, ValueError when it is not a
+    DDIM checkpoint of the version this code reads."""
+    ckpt = read_checkpoint(path, FORMAT, FORMAT_VERSION, name="DDIM")
+    net = UNet1D(UNetConfig.from_dict(ckpt["config"]))
+    net.load_state_dict(float_weights(ckpt["model"]))
+    net.eval().requires_grad_(False)
+    a = ckpt["audio"]
+    return DDIM(net, list(ckpt["genres"]), int(a["sr"]), int(a["hop"]), float(a["alpha"]),
+                a["bin_std"].float(), dict(ckpt.get("sampling", {})), int(ckpt["step"]), str(path))
 
 
 @torch.inference_mode()
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.length <= 0 or args.length > 600:
         p.error("--length must be between 0 and 600 seconds")
     try:
-        model = DDIM.load(args.checkpoint)
+        model = load(args.checkpoint)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: cannot load {args.checkpoint}: {e}", file=sys.stderr)
         return 2

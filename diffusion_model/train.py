@@ -12,13 +12,9 @@ package is installed, to <out>/tb/.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import platform
-import shlex
 import signal
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,16 +22,15 @@ from pathlib import Path
 import torch
 
 from melodymaker.options import GENRES, SAMPLE_RATE
-from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, ema_update,
-                                  tensorboard_writer)
+from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomic_save, checkpoint_header,
+                                  config_from_args, ema_update, half_weights, read_card, run_command, save_card,
+                                  set_lr, training_device)
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
 from .sample import FORMAT, FORMAT_VERSION, SOLVERS
 
-CHECKPOINT = "ddim.pt"
-STATE = "train_state.pt"
-CARD = "card.json"
+CHECKPOINT, STATE, LOG = "ddim.pt", "train_state.pt", "log.csv"
 
 
 @dataclass
@@ -107,30 +102,13 @@ def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: tor
     return ((pred - v) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-class Logger:
-    def __init__(self, out: Path):
-        self.path = out / "log.csv"
-        self.fields = ["step", "loss", "probe_loss", "lr", "seconds"]
-        if not self.path.exists():
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.fields)
-        self.tb = tensorboard_writer(out / "tb")
-
-    def write(self, row: dict) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
-        if self.tb:
-            for k in ("loss", "probe_loss", "lr"):
-                if row.get(k) not in (None, ""):
-                    self.tb.add_scalar(k, row[k], row["step"])
-
-
 def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int) -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": ema.cfg.to_dict(),
-            "model": {k: v.detach().cpu().half() for k, v in ema.state_dict().items()},
+    """What the app serves: the EMA weights in float16 and how to turn their output into audio."""
+    return {**checkpoint_header(FORMAT, FORMAT_VERSION, step), "config": ema.cfg.to_dict(),
+            "model": half_weights(ema.state_dict()),
             "audio": {"sr": SAMPLE_RATE, "hop": ds.hop, "alpha": ds.alpha,
                       "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
-            "genres": list(GENRES), "step": step,
+            "genres": list(GENRES),
             "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance, "solver": cfg.solver,
                          "window": cfg.frames, "overlap": cfg.frames // 8}}
 
@@ -138,13 +116,12 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
 def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
                wall: float, device: str, losses: dict, argv: list[str]) -> None:
     from melodymaker.classify.card import library_facts
-    card_path = out / CARD
-    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    card = read_card(out)
     clips = {g: [c for c in ds.library.genre_clips(g)] for g in GENRES}
     card.update({
         "model": "class-conditional 1D U-Net DDIM over the MDCT (v-prediction, cosine schedule, "
                  "classifier-free guidance, trained continuation from known frames)",
-        "command": "python -m diffusion_model.train " + " ".join(shlex.quote(a) for a in argv),
+        "command": run_command("diffusion_model.train", argv),
         "checkpoint": CHECKPOINT,
         "checkpoint_bytes": (out / CHECKPOINT).stat().st_size if (out / CHECKPOINT).exists() else None,
         "parameters": count_parameters(net),
@@ -159,17 +136,14 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
                      "final_losses": losses},
         "config": asdict(cfg),
     })
-    tmp = card_path.with_name(CARD + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1))
-    tmp.replace(card_path)
+    save_card(out, card)
 
 
 def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     argv = list(argv or [])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else \
-        ("cpu" if cfg.device == "auto" else cfg.device)
+    device = str(training_device(cfg.device))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -186,7 +160,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     step, wall = 0, 0.0
     state_path = out / STATE
     if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        state = torch.load(state_path, map_location=device, weights_only=True)
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -208,7 +182,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         net.train()
         return float(loss)
 
-    log = Logger(out)
+    log = LossLog(out / LOG, ["step", "loss", "probe_loss", "lr", "seconds"], append=True,
+                  tensorboard=out / "tb", scalars=("loss", "probe_loss", "lr"))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
 
@@ -219,19 +194,15 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step))
         write_card(cfg, out, ds, net, step, wall, device, losses, argv)
 
-    from tqdm import tqdm
     losses = {"probe_loss_start": probe()} if step == 0 else {}
     if step == 0:
         log.write({"step": 0, "probe_loss": losses["probe_loss_start"], "lr": 0.0, "seconds": 0.0})
-    run_start = time.time()
-    started, recent = run_start - wall, []
-    bar = tqdm(total=cfg.steps, initial=step, desc="ddim", disable=not cfg.progress, dynamic_ncols=True)
+    clock, recent = Clock(cfg, step, wall, desc="ddim", progress=cfg.progress), []
     net.train()
     try:
-        while step < cfg.steps and not stop["now"]:
-            lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-            for g in opt.param_groups:
-                g["lr"] = lr
+        while clock.running and not stop["now"]:
+            lr = cfg.lr * min(1.0, (clock.step + 1) / max(1, cfg.warmup))
+            set_lr(opt, lr)
             x0, labels = ds.batch(cfg.batch_size, cfg.frames, gen)
             loss = diffusion_loss(net, x0.to(device), labels.to(device), gen,
                                   cond_drop=cfg.cond_drop, context_prob=cfg.context_prob)
@@ -239,28 +210,27 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
-            step += 1
+            clock.tick()
+            step, wall = clock.step, clock.wall
             ema_update(ema, net, step, cfg.ema)
             recent.append(loss.item())
-            wall = time.time() - started
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if clock.log_due:
                 row = {"step": step, "loss": sum(recent) / len(recent), "lr": lr, "seconds": round(wall, 1)}
                 if step % cfg.save_every == 0 or step == cfg.steps:
                     row["probe_loss"] = probe()
                 log.write(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                clock.bar.set_postfix(loss=f"{row['loss']:.4f}")
                 losses.update({"loss": round(row["loss"], 5)})
                 if "probe_loss" in row:
                     losses["probe_loss"] = round(row["probe_loss"], 5)
                 recent = []
             if step % cfg.save_every == 0:
                 save(losses)
-            if cfg.max_minutes and time.time() - run_start > cfg.max_minutes * 60:
+            if clock.time_is_up():
                 break
     except KeyboardInterrupt:
         print("interrupted: saving")
-    bar.close()
+    clock.close()
     losses["probe_loss"] = round(probe(), 5)
     save(losses)
     print(f"step {step}: probe loss {losses['probe_loss']:.4f}; wrote {out / CHECKPOINT}")

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from melodymaker.trainkit import check_checkpoint, float_weights, read_checkpoint
+
 from .model import (
     LOG_FLOOR,
     LogMel,
@@ -28,7 +30,10 @@ from .model import (
     from_dict,
 )
 
-FORMAT = "melodymaker-melgan/1"
+FORMAT, FORMAT_VERSION = "melodymaker-melgan", 1
+"""melgan.pt: trainkit's header, then version, mel and norm (the mel settings and normalisation),
+genres, generator_args and generator (EMA weights), vocoder_args and vocoder, and info (how it was
+trained). Files written before format_version ("melodymaker-melgan/1") read as well."""
 INVERSIONS = ("vocoder", "vocoder-raw", "griffinlim")
 """vocoder: the MelGAN vocoder, then one mel-envelope correction pass (the default);
 vocoder-raw: the vocoder alone; griffinlim: librosa's Griffin-Lim, the baseline and fallback."""
@@ -38,23 +43,21 @@ VOCODER_CONTEXT = 16     # frames of context each side, more than the vocoder's 
 
 
 class MelGAN:
-    """A loaded checkpoint: mel generator (EMA weights), vocoder, mel settings and normalisation.
+    """A loaded checkpoint (see `load`): mel generator (EMA weights), vocoder, mel settings and normalisation.
 
     Holds no generation settings: genre, seed, length and inversion arrive with each call.
     """
 
     def __init__(self, checkpoint: dict):
-        if checkpoint.get("format") != FORMAT:
-            raise ValueError(f"not a MEL-GAN checkpoint (format {checkpoint.get('format')!r}, "
-                             f"expected {FORMAT!r})")
+        check_checkpoint(checkpoint, FORMAT, FORMAT_VERSION, name="MEL-GAN")
         self.checkpoint_info = {k: checkpoint[k] for k in ("step", "version") if k in checkpoint}
         self.mel = MelConfig(**checkpoint["mel"])
         self.norm = MelNorm.from_state(checkpoint["norm"])
         self.genres = list(checkpoint["genres"])
         self.generator = MelGenerator(from_dict(MelGenConfig, checkpoint["generator_args"]))
-        self.generator.load_state_dict(_float(checkpoint["generator"]))
+        self.generator.load_state_dict(float_weights(checkpoint["generator"]))
         self.vocoder = Vocoder(from_dict(VocoderConfig, checkpoint["vocoder_args"]))
-        self.vocoder.load_state_dict(_float(checkpoint["vocoder"]))
+        self.vocoder.load_state_dict(float_weights(checkpoint["vocoder"]))
         if self.vocoder.hop != self.mel.hop:
             raise ValueError(f"vocoder upsamples by {self.vocoder.hop}, the mel hop is {self.mel.hop}")
         for m in self.vocoder.modules():  # fold weight norm once: faster inference
@@ -66,13 +69,6 @@ class MelGAN:
         self.logmel = LogMel(self.mel)
         basis = self.logmel.basis
         self._spread = (basis / basis.sum(0, keepdim=True).clamp(min=1e-8)).T  # bin <- its mel bands
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> MelGAN:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no MEL-GAN checkpoint at {path}")
-        return cls(torch.load(path, map_location="cpu", weights_only=True))
 
     # -- the three steps -------------------------------------------------------------------------
     def frames_for(self, n_samples: int) -> int:
@@ -147,6 +143,12 @@ class MelGAN:
         return y
 
 
+def load(path: str | Path) -> MelGAN:
+    """The sampler of a melgan.pt: FileNotFoundError when there is none, ValueError when it is not
+    a MEL-GAN checkpoint of the version this code reads."""
+    return MelGAN(read_checkpoint(path, FORMAT, FORMAT_VERSION, name="MEL-GAN"))
+
+
 def invert(model: MelGAN, mel: torch.Tensor, n_samples: int, inversion: str, *, n_iter: int = 32) -> np.ndarray:
     """Normalised mel -> audio of n_samples by one of INVERSIONS."""
     if inversion == "griffinlim":
@@ -184,10 +186,6 @@ def compare_inversions(model: MelGAN, clips: list[np.ndarray], *, n_iter: int = 
                                              "threads": torch.get_num_threads()}
 
 
-def _float(state: dict) -> dict:
-    return {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
-
-
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y), dtype=np.float32)])
 
@@ -206,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import soundfile as sf
-    model = MelGAN.from_file(args.checkpoint)
+    model = load(args.checkpoint)
     n = round(args.length * model.mel.sr)
     t = time.perf_counter()
     y = model.generate(args.genre, n, seed=args.seed, inversion=args.inversion, truncation=args.truncation)

@@ -9,13 +9,7 @@ out/losses.csv, and out/card.json. Run it again to continue where it stopped.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import csv
-import json
-import os
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodymaker.trainkit import (add_dataclass_arguments, atomic_save, config_from_args, ema_update, ints,
-                                  load_clips, load_resume, tensorboard_writer, training_device)
+from melodymaker.trainkit import (Clock, LossLog, RunningMeans, atomic_save, carry_figures, checkpoint_header,
+                                  ema_update, evaluate_section, ints, load_clips, load_resume, markdown_benchmark,
+                                  markdown_losses, markdown_notes, markdown_training, read_card, restore,
+                                  run_info, save_card, set_lr, split_args, trainer_parser, training_device,
+                                  training_state)
 from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
@@ -42,9 +39,10 @@ from .model import (
     count_params,
     from_dict,
 )
-from .sample import FORMAT, MelGAN, compare_inversions
+from .sample import FORMAT, FORMAT_VERSION, compare_inversions, load
 
 STATE, CHECKPOINT, LOSSES, CARD = "train_state.pt", "melgan.pt", "losses.csv", "card.json"
+COLUMNS = ["step", "wall_min", "d_hinge", "d_ac", "g_adv", "g_fm", "g_ac", "v_stft", "v_adv", "v_fm", "vd"]
 RUN_KEYS = ("genres", "out", "steps", "max_minutes", "threads", "device", "log_every", "save_every",
             "compare_clips", "gan_every", "gan_per_step", "lr_v", "voc_adv_start")
 """What a resumed run may change (the schedule); the rest comes from the checkpoint's config."""
@@ -88,19 +86,9 @@ class TrainConfig:
     save_every: int = 250
 
 
-def parse_args(argv: list[str] | None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m melgan_model.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_arguments(p, TrainConfig)
-    p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt")
-    p.add_argument("--card-only", action="store_true",
-                   help="train nothing: rewrite card.json and README.md from the saved checkpoint")
-    p.add_argument("--evaluate-json", type=Path,
-                   help="with --card-only: the JSON of `python -m melodymaker evaluate --modes melgan`")
-    args = p.parse_args(argv)
-    cfg = config_from_args(args, TrainConfig)
-    cfg.fresh, cfg.card_only, cfg.evaluate_json = args.fresh, args.card_only, args.evaluate_json
-    return cfg
+def parse_args(argv: list[str] | None) -> tuple:
+    return split_args(trainer_parser("melgan_model.train", __doc__, TrainConfig, mode="melgan").parse_args(argv),
+                      TrainConfig)
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -173,36 +161,87 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
 # -- checkpoints --------------------------------------------------------------------------------
 def inference_checkpoint(s: dict) -> dict:
     """The part of the training state that sampling needs; a few MB."""
-    return {"format": FORMAT, "version": f"step{s['step']}", "step": s["step"], "mel": s["mel"],
-            "norm": s["norm"], "genres": s["genres"], "generator_args": s["generator_args"],
+    return {**checkpoint_header(FORMAT, FORMAT_VERSION, s["step"]), "version": f"step{s['step']}",
+            "mel": s["mel"], "norm": s["norm"], "genres": s["genres"], "generator_args": s["generator_args"],
             "generator": s["generator_ema"], "vocoder_args": s["vocoder_args"], "vocoder": s["vocoder"],
             "info": s["info"]}
 
 
-# -- the loop -----------------------------------------------------------------------------------
+# -- one update of each half --------------------------------------------------------------------
+def gan_step(G: MelGenerator, D: MelDiscriminator, opt_g, opt_d, batches: Batches, cfg: TrainConfig,
+             rng: torch.Generator, device) -> dict:
+    """The mel GAN: hinge loss, projection + auxiliary genre head, feature matching."""
+    real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
+    real, genre = real.to(device), genre.to(device)
+    z, zg = G.noise(len(genre), cfg.gan_frames, generator=rng)
+    fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
+    lr_, cr, _ = D(real, genre)
+    lf, _, _ = D(fake.detach(), genre)
+    d_hinge = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
+    d_ac = F.cross_entropy(cr, genre)
+    opt_d.zero_grad(set_to_none=True)
+    (d_hinge + cfg.ac_weight * d_ac).backward()
+    opt_d.step()
+    lf, cf, ff = D(fake, genre)
+    with torch.no_grad():
+        _, _, fr = D(real, genre)
+    g_adv, g_fm, g_ac = -lf.mean(), feature_matching(fr, ff), F.cross_entropy(cf, genre)
+    opt_g.zero_grad(set_to_none=True)
+    (g_adv + cfg.fm_weight * g_fm + cfg.ac_weight * g_ac).backward()
+    opt_g.step()
+    return {"d_hinge": d_hinge, "d_ac": d_ac, "g_adv": g_adv, "g_fm": g_fm, "g_ac": g_ac}
+
+
+def vocoder_step(V: Vocoder, MSD: MultiScaleDiscriminator, opt_v, opt_msd, stft, batches: Batches,
+                 cfg: TrainConfig, adversarial: bool, device) -> dict:
+    """The vocoder: multi-resolution STFT loss, then (once `adversarial`) LS-GAN multi-scale
+    discriminators with feature matching."""
+    mels, y = batches.audio_windows(cfg.voc_batch, cfg.voc_samples)
+    mels, y = mels.to(device), y.to(device)
+    y_hat = V(mels)[:, : y.shape[1]]
+    v_stft = stft(y_hat, y)
+    v_adv = v_fm = vd = torch.zeros(())
+    if adversarial:
+        d_fake, d_real = MSD(y_hat.detach()), MSD(y)
+        vd = sum(((1 - r[-1]) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(d_real, d_fake))
+        opt_msd.zero_grad(set_to_none=True)
+        vd.backward()
+        opt_msd.step()
+        d_fake = MSD(y_hat)
+        v_adv = sum(((1 - f[-1]) ** 2).mean() for f in d_fake)
+        v_fm = paired_feature_matching(d_real, d_fake)
+    opt_v.zero_grad(set_to_none=True)
+    (cfg.stft_weight * v_stft + v_adv + cfg.voc_fm_weight * v_fm).backward()
+    opt_v.step()
+    return {"v_stft": v_stft, "v_adv": v_adv, "v_fm": v_fm, "vd": vd}
+
+
+# -- the recipe ---------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    cfg, opts = parse_args(argv)
     torch.set_num_threads(max(1, cfg.threads))
     device = training_device(cfg.device)
     from melodymaker.options import GENRES
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    state_path = out / STATE
-    resume = load_resume(state_path, cfg, RUN_KEYS, fresh=cfg.fresh)
+    resume = load_resume(out / STATE, cfg, RUN_KEYS, fresh=opts.fresh)
     mel = MelConfig(**resume["mel"]) if resume else MelConfig()
     torch.manual_seed(cfg.seed)
-    t_load = time.perf_counter()
     train, held, library = load_library(cfg, mel)
+    if opts.card_only:
+        if resume is None:
+            raise SystemExit(f"--card-only needs a trained {out / STATE}")
+        write_card(out, held, cfg, evaluate_json=opts.evaluate_json)
+        return 0
+
     norm = MelNorm.from_state(resume["norm"]) if resume else MelNorm.fit(
         np.concatenate([lm[:, ::4] for _, _, lm in train], axis=1))
-    print(f"library: {library['train_clips']} training clips, {library['held_out_clips']} held out "
-          f"({time.perf_counter() - t_load:.0f} s to load)", file=sys.stderr)
-
-    gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
-                        d_channels=ints(cfg.d_channels))
-    vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=ints(cfg.ratios))
     if resume:
         gcfg, vcfg = from_dict(MelGenConfig, resume["generator_args"]), from_dict(VocoderConfig, resume["vocoder_args"])
+    else:
+        gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
+                            d_channels=ints(cfg.d_channels))
+        vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=ints(cfg.ratios))
     G, D = MelGenerator(gcfg).to(device), MelDiscriminator(gcfg).to(device)
     V, MSD = Vocoder(vcfg).to(device), MultiScaleDiscriminator(vcfg).to(device)
     if V.hop != mel.hop:
@@ -212,168 +251,78 @@ def main(argv: list[str] | None = None) -> int:
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(0.5, 0.9))
     opt_v = torch.optim.Adam(V.parameters(), cfg.lr_v, betas=(0.5, 0.9))
     opt_msd = torch.optim.Adam(MSD.parameters(), cfg.lr_v, betas=(0.5, 0.9))
+    parts = {"generator": G, "generator_ema": G_ema, "discriminator": D, "vocoder": V,
+             "vocoder_discriminator": MSD, "opt_g": opt_g, "opt_d": opt_d, "opt_v": opt_v, "opt_msd": opt_msd}
     rng = torch.Generator().manual_seed(cfg.seed)
     step, wall = 0, 0.0
     if resume:
-        for net, key in ((G, "generator"), (G_ema, "generator_ema"), (D, "discriminator"), (V, "vocoder"),
-                         (MSD, "vocoder_discriminator"), (opt_g, "opt_g"), (opt_d, "opt_d"),
-                         (opt_v, "opt_v"), (opt_msd, "opt_msd")):
-            net.load_state_dict(resume[key])
-        for group in opt_v.param_groups:  # the schedule may change on resume
-            group["lr"] = cfg.lr_v
-        rng.set_state(resume["rng"])
-        torch.set_rng_state(resume["torch_rng"])
-        step, wall = resume["step"], resume["wall_seconds"]
-        print(f"resuming at step {step} ({wall / 60:.1f} min trained)", file=sys.stderr)
-    if cfg.card_only:
-        if resume is None:
-            raise SystemExit(f"--card-only needs a trained {state_path}")
-        write_card(out, held, cfg)
-        return 0
-    batches = Batches(train, norm, mel.hop, rng)
-    stft = MultiResolutionSTFTLoss().to(device)
-    writer = tensorboard_writer(out / "tensorboard")
-    log_path = out / LOSSES
-    columns = ["step", "wall_min", "d_hinge", "d_ac", "g_adv", "g_fm", "g_ac", "v_stft", "v_adv", "v_fm", "vd"]
-    if not log_path.exists() or not resume:
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(columns)
-    info = {"command": "python -m melgan_model.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "config": asdict(cfg), "library": library, "device": str(device), "threads": cfg.threads,
-            "params": {"mel_generator": count_params(G), "mel_discriminator": count_params(D),
-                       "vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)}}
-    if resume:  # the card names the command that started the run, and each resume after it
-        info["command"] = resume["info"]["command"]
-        info["resumed_with"] = resume["info"].get("resumed_with", []) + [info.pop("command_now", None) or
-                                                                          "python -m melgan_model.train " + " ".join(argv if argv is not None else sys.argv[1:])]
-
-    def snapshot() -> dict:
-        return {"config": asdict(cfg), "step": step, "wall_seconds": wall, "mel": mel.asdict(),
-                "norm": norm.state(), "genres": list(GENRES), "generator_args": config_dict(gcfg),
-                "vocoder_args": config_dict(vcfg), "generator": G.state_dict(),
-                "generator_ema": G_ema.state_dict(), "discriminator": D.state_dict(),
-                "vocoder": V.state_dict(), "vocoder_discriminator": MSD.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "opt_v": opt_v.state_dict(),
-                "opt_msd": opt_msd.state_dict(), "rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
-                "info": {**info, "step": step, "wall_seconds": round(wall, 1), "final_losses": last}}
+        step, wall = restore(resume, parts, rng)
+        set_lr(opt_v, cfg.lr_v)  # the schedule may change on resume
+    info = run_info("melgan_model.train", argv, resume and resume["info"], config=asdict(cfg), library=library,
+                    device=str(device), threads=cfg.threads,
+                    params={"mel_generator": count_params(G), "mel_discriminator": count_params(D),
+                            "vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)})
+    last: dict = {}
 
     def checkpoint() -> None:
-        s = snapshot()
-        atomic_save(state_path, s)
-        atomic_save(out / CHECKPOINT, inference_checkpoint(s))
+        state = training_state(
+            parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, mel=mel.asdict(),
+            norm=norm.state(), genres=list(GENRES), generator_args=config_dict(gcfg),
+            vocoder_args=config_dict(vcfg),
+            info={**info, "step": clock.step, "wall_seconds": round(clock.wall, 1), "final_losses": last})
+        atomic_save(out / STATE, state)
+        atomic_save(out / CHECKPOINT, inference_checkpoint(state))
 
-    from tqdm import tqdm
-    sums, counts, count, last = {c: 0.0 for c in columns[2:]}, {c: 0 for c in columns[2:]}, 0, {}
-    started = time.perf_counter()
-    wall0 = wall
-    bar = tqdm(total=cfg.steps, initial=step, desc="melgan", file=sys.stderr, mininterval=5)
-    d_hinge = d_ac = g_adv = g_fm = g_ac = torch.zeros(())
-    while step < cfg.steps:
-        # -- mel GAN: hinge loss, projection + auxiliary genre head, feature matching, EMA --
-        gan_now = step % max(1, cfg.gan_every) == 0
+    batches = Batches(train, norm, mel.hop, rng)
+    stft = MultiResolutionSTFTLoss().to(device)
+    log = LossLog(out / LOSSES, COLUMNS, append=bool(resume), tensorboard=out / "tensorboard", scalars=COLUMNS[2:])
+    means = RunningMeans(COLUMNS[2:], ndigits=4)
+    clock = Clock(cfg, step, wall, desc="melgan")
+    gan_losses = dict.fromkeys(("d_hinge", "d_ac", "g_adv", "g_fm", "g_ac"), torch.zeros(()))
+    while clock.running:
+        gan_now = clock.step % max(1, cfg.gan_every) == 0
         for _ in range(cfg.gan_per_step if gan_now else 0):
-            real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
-            real, genre = real.to(device), genre.to(device)
-            z, zg = G.noise(len(genre), cfg.gan_frames, generator=rng)
-            fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
-            lr_, cr, _ = D(real, genre)
-            lf, _, _ = D(fake.detach(), genre)
-            d_hinge = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
-            d_ac = F.cross_entropy(cr, genre)
-            opt_d.zero_grad(set_to_none=True)
-            (d_hinge + cfg.ac_weight * d_ac).backward()
-            opt_d.step()
-            lf, cf, ff = D(fake, genre)
-            with torch.no_grad():
-                _, _, fr = D(real, genre)
-            g_adv, g_fm, g_ac = -lf.mean(), feature_matching(fr, ff), F.cross_entropy(cf, genre)
-            opt_g.zero_grad(set_to_none=True)
-            (g_adv + cfg.fm_weight * g_fm + cfg.ac_weight * g_ac).backward()
-            opt_g.step()
-            ema_update(G_ema, G, step, cfg.ema)
-        # -- vocoder: multi-resolution STFT loss, then LS-GAN multi-scale discriminators + FM --
-        mels, y = batches.audio_windows(cfg.voc_batch, cfg.voc_samples)
-        mels, y = mels.to(device), y.to(device)
-        y_hat = V(mels)[:, : y.shape[1]]
-        v_stft = stft(y_hat, y)
-        adv = step >= cfg.voc_adv_start
-        v_adv = v_fm = vd = torch.zeros(())
-        if adv:
-            d_fake, d_real = MSD(y_hat.detach()), MSD(y)
-            vd = sum(((1 - r[-1]) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(d_real, d_fake))
-            opt_msd.zero_grad(set_to_none=True)
-            vd.backward()
-            opt_msd.step()
-            d_fake = MSD(y_hat)
-            v_adv = sum(((1 - f[-1]) ** 2).mean() for f in d_fake)
-            v_fm = paired_feature_matching(d_real, d_fake)
-        opt_v.zero_grad(set_to_none=True)
-        (cfg.stft_weight * v_stft + v_adv + cfg.voc_fm_weight * v_fm).backward()
-        opt_v.step()
-
-        step += 1
-        bar.update(1)
-        wall = wall0 + time.perf_counter() - started
-        for k, v in zip(columns[2:], (d_hinge, d_ac, g_adv, g_fm, g_ac, v_stft, v_adv, v_fm, vd)):
-            if gan_now or k.startswith("v"):  # mel-GAN losses only on steps that updated it
-                sums[k] += float(v.detach()) if torch.is_tensor(v) else float(v)
-                counts[k] += 1
-        count += 1
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            last = {k: round(v / max(1, counts[k]), 4) for k, v in sums.items()}
-            with open(log_path, "a", newline="") as f:
-                csv.writer(f).writerow([step, round(wall / 60, 2)] + [last[k] for k in columns[2:]])
-            if writer is not None:
-                for k, v in last.items():
-                    writer.add_scalar(k, v, step)
-            bar.set_postfix(d=last["d_hinge"], g=last["g_adv"], ac=last["g_ac"], stft=last["v_stft"])
-            sums, counts, count = {c: 0.0 for c in columns[2:]}, {c: 0 for c in columns[2:]}, 0
-        out_of_time = cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60
-        if step % cfg.save_every == 0 or out_of_time:
+            gan_losses = gan_step(G, D, opt_g, opt_d, batches, cfg, rng, device)
+            ema_update(G_ema, G, clock.step, cfg.ema)
+        voc_losses = vocoder_step(V, MSD, opt_v, opt_msd, stft, batches, cfg, clock.step >= cfg.voc_adv_start, device)
+        clock.tick()
+        means.add({**(gan_losses if gan_now else {}), **voc_losses})  # mel-GAN losses only when it learned
+        if clock.log_due:
+            last = means.take()
+            log.write({"step": clock.step, "wall_min": round(clock.wall / 60, 2), **last})
+            clock.bar.set_postfix(d=last["d_hinge"], g=last["g_adv"], ac=last["g_ac"], stft=last["v_stft"])
+        if clock.save_due:
             checkpoint()
-        if out_of_time:
-            print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached", file=sys.stderr)
+        if clock.time_is_up():
             break
-    bar.close()
-    if count:
-        last = {k: round(v / max(1, counts[k]), 4) for k, v in sums.items()}
+    clock.close()
+    if means.pending:
+        last = means.take()
     checkpoint()
     write_card(out, held, cfg)
     return 0
 
 
-def write_card(out: Path, held: list, cfg: TrainConfig) -> dict:
-    """card.json: what was trained, how, and Griffin-Lim vs vocoder on held-out real mels."""
-    model = MelGAN.from_file(out / CHECKPOINT)
+def write_card(out: Path, held: list, cfg: TrainConfig, *, evaluate_json: Path | None = None) -> dict:
+    """card.json and README.md: what was trained, how, and Griffin-Lim vs vocoder on held-out real mels."""
+    model = load(out / CHECKPOINT)
     n = min([int(10.0 * model.mel.sr)] + [len(y) for _, y, _ in held])
     clips = [y[len(y) // 2 - n // 2: len(y) // 2 - n // 2 + n] for _, y, _ in held]
     clips = clips[:: max(1, len(clips) // max(1, cfg.compare_clips))][: cfg.compare_clips]
     info = model.info
     card = {"model": "MelodyMaker MEL-GAN", "checkpoint": CHECKPOINT, "format": FORMAT,
-            "version": model.checkpoint_info.get("version"),
+            "format_version": FORMAT_VERSION, "version": model.checkpoint_info.get("version"),
             "checkpoint_bytes": (out / CHECKPOINT).stat().st_size,
-            "command": info.get("command"), "resumed_with": info.get("resumed_with", []), "library": info.get("library"), "steps": info.get("step"),
-            "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1), "device": info.get("device"),
-            "threads": info.get("threads"), "params": info.get("params"), "config": info.get("config"),
-            "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
+            "command": info.get("command"), "resumed_with": info.get("resumed_with", []), "library": info.get("library"),
+            "steps": info.get("step"), "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1),
+            "device": info.get("device"), "threads": info.get("threads"), "params": info.get("params"),
+            "config": info.get("config"), "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
             "inversion_on_held_out_real_mels": compare_inversions(model, clips) if clips else None}
-    if getattr(cfg, "evaluate_json", None):
-        report = json.loads(Path(cfg.evaluate_json).read_text())
-        card["evaluate"] = {"command": report["command"], "machine": report["machine"],
-                            "torch_threads": os.environ.get("OMP_NUM_THREADS", "default"),
-                            "summary": next(s for s in report["summary"] if s["mode"] == "melgan"),
-                            "markdown": report["markdown"]}
-    elif (out / CARD).exists():  # keep figures measured earlier for this same checkpoint
-        old = json.loads((out / CARD).read_text())
-        if old.get("version") == card["version"] and "evaluate" in old:
-            card["evaluate"] = old["evaluate"]
-    if (out / CARD).exists():  # figures added by hand for other inversions of this same checkpoint
-        old = json.loads((out / CARD).read_text())
-        for key in ("evaluate_other_inversions", "notes"):
-            if old.get("version") == card["version"] and key in old:
-                card[key] = old[key]
-    (out / CARD).write_text(json.dumps(card, indent=1))
-    (out / "README.md").write_text(render_markdown(card))
+    # figures measured earlier for this same checkpoint (some added by hand) stay
+    carry_figures(card, read_card(out), {
+        "evaluate": evaluate_section(evaluate_json, "melgan") if evaluate_json else None,
+        "evaluate_other_inversions": None, "notes": None})
+    save_card(out, card, render_markdown(card))
     return card
 
 
@@ -387,10 +336,7 @@ def render_markdown(card: dict) -> str:
         "`melgan_model/README.md`). Checkpoint `melgan.pt` "
         f"(version `{card['version']}`, {card['checkpoint_bytes'] / 1e6:.1f} MB: EMA mel generator "
         f"{params.get('mel_generator', 0) / 1e6:.2f} M parameters + vocoder {params.get('vocoder', 0) / 1e6:.2f} M)."), "",
-        "## Training", "",
-        f"    {card['command']}", "",
-        *(["then stopped and resumed (changing only the schedule) with:", ""]
-          + [f"    {c}" for c in card["resumed_with"]] + [""] if card.get("resumed_with") else []),
+        *markdown_training(card, "then stopped and resumed (changing only the schedule) with:"),
         (f"- library: `{lib.get('path')}`, {lib.get('note') or 'audio clips'}; "
         f"built by `{lib.get('builder', '?')}`; {lib.get('train_clips')} clips trained on, "
         f"{lib.get('held_out_clips')} held out (the last of each genre) for the vocoder figures"),
@@ -398,8 +344,7 @@ def render_markdown(card: dict) -> str:
         f"{card['config']['gan_batch']} × {card['config']['gan_frames']} frames, 1 vocoder update of "
         f"{card['config']['voc_batch']} × {card['config']['voc_samples']} samples), "
         f"{card['wall_minutes']} min wall time on {card['device']} with {card['threads']} thread(s)"),
-        "- final losses (mean of the last logged steps): "
-        + ", ".join(f"{k} {v}" for k, v in (card.get("final_losses") or {}).items()),
+        markdown_losses(card),
         "- the loss curve is `losses.csv`", ""]
     if inv:
         lines += ["## Griffin-Lim vs the vocoder, on held-out real mels", "",
@@ -415,9 +360,7 @@ def render_markdown(card: dict) -> str:
             lines.append(f"| {label} | {r['realtime_factor']} | {r['logmel_l1']} | {r['mrstft']} |")
         lines.append("")
     if ev:
-        lines += ["## Benchmark", "", f"    {ev['command']}", "",
-                  (f"on {ev['machine']['cpus']} CPU cores ({ev['machine']['platform']}), torch threads: "
-                  f"{ev.get('torch_threads', 'default')} (OMP_NUM_THREADS):"), "", ev["markdown"], ""]
+        lines += markdown_benchmark(ev)
         others = card.get("evaluate_other_inversions") or {}
         if others:
             lines += ["The same benchmark with the other inversions (`MELODYMAKER_MELGAN_INVERSION=<name>`):", "",
@@ -427,9 +370,7 @@ def render_markdown(card: dict) -> str:
                 lines.append(f"| {name} | {s['genre_top1_accuracy']} | {s['genre_fit_mean_probability']} | "
                              f"{s['realtime_factor_median']} | {s['frechet_distance']} |")
             lines.append("")
-    if card.get("notes"):
-        lines += ["## Notes", ""] + [f"- {n}" for n in card["notes"]] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + markdown_notes(card))
 
 
 if __name__ == "__main__":

@@ -186,3 +186,15 @@ def encode(y: np.ndarray, sr: int, fmt: str) -> bytes:
     else:
         raise ValueError(f"cannot encode audio as {fmt!r}")
     return buf.getvalue()
+
+
+def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
+    """Audio time-stretched from its measured tempo to `target` BPM, and what was done
+    ({"measured_before": BPM or None, "rate": stretch rate}); unchanged when no tempo is found."""
+    measured, _ = estimate_tempo(y, sr)
+    if not measured:
+        return y, {"measured_before": None, "rate": 1.0}
+    # the gentlest of rate, rate*2, rate/2: a 70 BPM groove is also a 140 BPM one
+    rate = min((target / measured * k for k in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
+    out = time_stretch(y, rate, int(round(len(y) / rate)))
+    return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}

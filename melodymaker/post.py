@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import audio
+from .audio import conform_tempo
 from .engines.base import Capabilities
 from .request import GenerationRequest
 from .track import Track
@@ -28,13 +29,3 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
                  "loudness_lufs": round(audio.loudness(y, sr), 2),
                  "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2)})
     return Track(y, sr, track.midi, meta)
-
-
-def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
-    measured, _ = audio.estimate_tempo(y, sr)
-    if not measured:
-        return y, {"measured_before": None, "rate": 1.0}
-    # the gentlest of rate, rate*2, rate/2: a 70 BPM groove is also a 140 BPM one
-    rate = min((target / measured * k for k in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
-    out = audio.time_stretch(y, rate, int(round(len(y) / rate)))
-    return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}

@@ -91,17 +91,19 @@ def test_training_resumes_from_its_last_state(tiny_run, composed_library, tmp_pa
 
 
 def test_checkpoint_round_trips(tiny_run):
-    model = sample.DDIM.load(tiny_run / "ddim.pt")
+    model = sample.load(tiny_run / "ddim.pt")
     state = torch.load(tiny_run / "train_state.pt", weights_only=False)
     for k, v in model.net.state_dict().items():  # the shipped weights are the EMA ones, in fp16
         assert torch.allclose(v, state["ema"][k].half().float())
     assert model.genres[:2] == ["blues", "classical"] and model.hop == 256 and model.sr == 22050
     assert model.defaults["steps"] <= 50 and model.step == 60
+    ckpt = torch.load(tiny_run / "ddim.pt", weights_only=True)
+    assert (ckpt["format"], ckpt["format_version"], ckpt["step"]) == ("melodymaker-ddim", 1, 60)
 
 
 # -- sampling ------------------------------------------------------------------------------------
 def test_long_tracks_are_windows_that_continue_without_a_seam(tiny_run):
-    model = sample.DDIM.load(tiny_run / "ddim.pt")
+    model = sample.load(tiny_run / "ddim.pt")
     window, overlap = 64, 16  # 0.74 s windows: a 4 s track takes six, joined five times
     y = model.sample("disco", 4.0, seed=3, steps=4, window=window, overlap=overlap)
     assert len(y) == 4 * 22050 and np.isfinite(y).all()
@@ -116,7 +118,7 @@ def test_long_tracks_are_windows_that_continue_without_a_seam(tiny_run):
 
 
 def test_both_solvers_make_the_same_kind_of_window(tiny_run):
-    model = sample.DDIM.load(tiny_run / "ddim.pt")
+    model = sample.load(tiny_run / "ddim.pt")
     ddim = model.sample("jazz", 1.0, seed=5, steps=6, solver="ddim")
     dpm = model.sample("jazz", 1.0, seed=5, steps=6, solver="dpm++2m")
     assert len(ddim) == len(dpm) == 22050 and np.isfinite(dpm).all()

@@ -67,7 +67,7 @@ def test_normalisation_maps_into_minus_one_one_and_back():
 def test_griffin_lim_inverts_the_amplitude_not_the_normalised_values(tiny_run):
     """The seed fed tanh outputs to Griffin-Lim as if they were power; a tone must come back a tone
     at its own loudness."""
-    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    model = sample.load(tiny_run / "melgan.pt")
     t = np.arange(22050) / 22050
     y = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     logmel = LogMel(model.mel)(torch.from_numpy(y)[None])[0]
@@ -96,11 +96,13 @@ def test_tiny_training_run_lowers_its_loss_and_writes_checkpoint_log_and_card(ti
 
 def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library, tmp_path):
     state = torch.load(tiny_run / "train_state.pt", weights_only=True)
-    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    model = sample.load(tiny_run / "melgan.pt")
     for k, v in model.generator.state_dict().items():
         assert torch.equal(v, state["generator_ema"][k])
     assert model.genres[:2] == ["blues", "classical"] and model.mel.hop == 256
     assert model.checkpoint_info["step"] == 12
+    ckpt = torch.load(tiny_run / "melgan.pt", weights_only=True)
+    assert (ckpt["format"], ckpt["format_version"]) == ("melodymaker-melgan", 1)
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     args = ["--genres", str(composed_library), "--out", str(run)] + TINY
@@ -122,14 +124,14 @@ def test_a_damaged_checkpoint_is_refused_with_a_reason(tmp_path):
     bad = tmp_path / "melgan.pt"
     torch.save({"format": "something-else"}, bad)
     with pytest.raises(ValueError, match="not a MEL-GAN checkpoint"):
-        sample.MelGAN.from_file(bad)
+        sample.load(bad)
     with pytest.raises(FileNotFoundError):
-        sample.MelGAN.from_file(tmp_path / "absent.pt")
+        sample.load(tmp_path / "absent.pt")
 
 
 # -- making audio -------------------------------------------------------------------------------
 def test_vocoder_chunks_share_context_so_long_audio_has_no_seams(tiny_run):
-    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    model = sample.load(tiny_run / "melgan.pt")
     mel = model.generate_mel("disco", 2 * sample.VOCODER_CHUNK + 300, seed=3)
     chunked = model.vocode(mel)
     with torch.inference_mode():
@@ -139,7 +141,7 @@ def test_vocoder_chunks_share_context_so_long_audio_has_no_seams(tiny_run):
 
 
 def test_envelope_correction_brings_the_vocoders_mel_closer_to_its_input(tiny_run):
-    model = sample.MelGAN.from_file(tiny_run / "melgan.pt")
+    model = sample.load(tiny_run / "melgan.pt")
     mel = model.generate_mel("classical", 200, seed=1)
     raw = model.vocode(mel, 199 * 256)  # 199 * 256 samples have 200 frames
     fixed = model.correct_envelope(mel, raw)

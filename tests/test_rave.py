@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from conftest import refuse_mode_and_serve, serve_mode
 from train_rave import latents, sample, train
-from train_rave.model import PQMF, RAVE, RaveConfig, fold_weight_norm
+from train_rave.model import PQMF, RAVE, RaveConfig, fold_weight_norm, model_from_checkpoint
 
 TINY = ["--steps", "12", "--adv-start", "8", "--seed", "0", "--threads", "1", "--holdout", "1",
         "--channels", "8,8,16,16", "--latent-size", "4", "--batch", "2", "--window", "8192",
@@ -102,9 +102,10 @@ def test_tiny_training_run_lowers_its_loss_and_writes_everything(tiny_run):
 def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library, tmp_path):
     state = torch.load(tiny_run / "train_state.pt", weights_only=True)
     ckpt = torch.load(tiny_run / "rave.pt", weights_only=True)
+    assert (ckpt["format"], ckpt["format_version"]) == ("melodymaker-rave", 1)
     assert ckpt["step"] == 12 and ckpt["genres"][:2] == ["blues", "classical"]
     assert ckpt["audio"] == {"sr": 22050, "n_bands": 16, "ratio": 512, "latent_size": 4}
-    model = train.model_from_checkpoint(ckpt)
+    model = model_from_checkpoint(ckpt)
     for k, v in model.state_dict().items():  # float16 storage: equal to that precision
         torch.testing.assert_close(v, state["model_ema"][k], atol=1e-3, rtol=1e-3)
     run = tmp_path / "run"
@@ -120,7 +121,7 @@ def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library,
     assert json.loads((run / "card.json").read_text())["evaluate"]["summary"]["genre_top1_accuracy"] == 0.5
     assert "## Benchmark" in (run / "README.md").read_text()
     with pytest.raises(ValueError, match="not a RAVE checkpoint"):
-        train.model_from_checkpoint({"format": "melodymaker-melgan/1"})
+        model_from_checkpoint({"format": "melodymaker-melgan/1"})
 
 
 def test_a_checkpoint_trained_elsewhere_continues_and_gets_its_card(tiny_run, composed_library, tmp_path):
@@ -156,7 +157,7 @@ def test_export_has_the_official_interface_and_matches_the_model(tiny_run):
     assert ts.sr == 22050
     assert ts.encode_params.tolist() == [1, 1, 4, 512] and ts.decode_params.tolist() == [4, 512, 1, 1]
     assert json.loads(ts.metadata)["step"] == 12
-    model = fold_weight_norm(train.model_from_checkpoint(torch.load(tiny_run / "rave.pt", weights_only=True)))
+    model = fold_weight_norm(model_from_checkpoint(torch.load(tiny_run / "rave.pt", weights_only=True)))
     x = torch.randn(1, 1, 512 * 10) * 0.1
     with torch.inference_mode():
         z = ts.encode(x)
@@ -295,7 +296,7 @@ def test_engine_honours_tempo_in_latent_space(rave_models, settings, tiny_run):
     assert len(bank["genres"]["metal"]["tempos"]) == len(bank["genres"]["metal"]["names"])
     for material in bank["genres"].values():   # as banks made before clip tempi were recorded
         del material["tempos"], material["first_beats"]
-    old = sample.GenreRave.from_checkpoint(tiny_run / "rave.ts")
+    old = sample.load(tiny_run / "rave.ts")
     old.banks[sample.MULTI] = bank
     y, info = old.generate("metal", 6 * 22050, sr=22050, seed=3, tempo=100)
     assert info["tempo_by"].startswith("phase vocoder") and "rate" in info["tempo_conform"]
@@ -337,7 +338,7 @@ def test_bad_sample_arguments_are_refused_clearly(tiny_run, tmp_path, capsys):
         sample.main(["--checkpoint", str(tiny_run / "rave.ts"), "--genre", "polka", "--out", str(tmp_path / "x.wav")])
     assert "unknown genre 'polka'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
-        sample.GenreRave.from_checkpoint(tmp_path / "absent.ts")
+        sample.load(tmp_path / "absent.ts")
     with pytest.raises(SystemExit, match="multiple of the ratio"):
         train.main(["--out", str(tmp_path / "r"), "--window", "1000", "--fresh"])
     with pytest.raises(ValueError, match="strides must be even"):

@@ -7,6 +7,7 @@ latents (batch, latent_size, samples / ratio) with ratio = n_bands * prod(stride
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -16,6 +17,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
+
+from melodymaker.trainkit import check_checkpoint, float_weights
+
+FORMAT, FORMAT_VERSION = "melodymaker-rave", 1
+"""rave.pt: trainkit's header, then model_args (RaveConfig), audio, genres, model (EMA weights in
+float16) and info (how it was trained). Files written before format_version read as well."""
 
 
 @dataclass
@@ -329,3 +336,19 @@ def export(model: RAVE, metadata: str = "{}") -> torch.jit.ScriptModule:
         if tuple(y.shape) != (1, 1, 3 * cfg.ratio):
             raise RuntimeError(f"export check: decode gave {tuple(y.shape)}")
     return scripted
+
+
+# -- the checkpoint ---------------------------------------------------------------------------------
+def model_from_checkpoint(ckpt: dict) -> RAVE:
+    """The network (float32, eval mode) of a rave.pt dict; ValueError for anything else."""
+    check_checkpoint(ckpt, FORMAT, FORMAT_VERSION, name="RAVE")
+    model = RAVE(from_dict(RaveConfig, ckpt["model_args"]))
+    model.load_state_dict(float_weights(ckpt["model"]))
+    return model.eval()
+
+
+def metadata_json(ckpt: dict) -> str:
+    """The checkpoint's self-description, carried inside the export as `metadata`."""
+    return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "version": ckpt["version"],
+                       "step": ckpt["step"], "model_args": ckpt["model_args"], "audio": ckpt["audio"],
+                       "genres": ckpt["genres"]})

@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melodymaker.trainkit import read_checkpoint
+
 from .latents import RaveExport, bank_fits, build_bank, file_digest, genre_trajectory, load_bank, save_bank
+from .model import FORMAT, FORMAT_VERSION, export, metadata_json, model_from_checkpoint
 
 MULTI = "rave"          # the stem of the multi-genre export
 VARIATION = 0.15        # latent noise, in units of each dimension's spread in the genre
@@ -41,55 +44,6 @@ class GenreRave:
         self.models, self.banks = models, dict(banks or {})
         self.genres_dir, self.cache_dir = genres_dir, cache_dir
         self._lock = threading.Lock()
-
-    # -- loading --------------------------------------------------------------------------------
-    @classmethod
-    def from_folder(cls, folder: str | Path, *, genres_dir: Path | None = None,
-                    cache_dir: Path | None = None) -> GenreRave:
-        """`rave.ts` (multi-genre) and `<genre>.ts` files of a folder; a single other `.ts` is
-        taken as the multi-genre export. File names match genres case-insensitively."""
-        from melodymaker.options import GENRES
-        folder = Path(folder)
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() == ".ts" and p.is_file()) if folder.is_dir() else []
-        if not files:
-            raise FileNotFoundError(f"no RAVE export (*.ts) in {folder}")
-        chosen = {p.stem.lower(): p for p in files if p.stem.lower() in GENRES or p.stem.lower() == MULTI}
-        others = [p for p in files if p.stem.lower() not in chosen]
-        if MULTI not in chosen and len(others) == 1:
-            chosen[MULTI] = others[0]
-        if not chosen:
-            raise FileNotFoundError(f"no rave.ts or <genre>.ts in {folder} (found {', '.join(p.name for p in files)})")
-        models = {key: RaveExport.from_file(path) for key, path in chosen.items()}
-        banks = {}
-        for key, model in models.items():
-            bank_path = model.path.with_name(model.path.stem + ".latents.pt")
-            if bank_path.is_file():
-                bank = load_bank(bank_path)
-                if bank_fits(bank, model):
-                    banks[key] = bank
-        return cls(models, banks=banks, genres_dir=genres_dir, cache_dir=cache_dir)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, *, genres_dir: Path | None = None) -> GenreRave:
-        """One file: a `.ts` export, or our `rave.pt` scripted in memory."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no RAVE checkpoint at {path}")
-        if path.suffix == ".pt":
-            from .model import export
-            from .train import metadata_json, model_from_checkpoint
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            model = RaveExport(export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
-            model.path = path
-        else:
-            model = RaveExport.from_file(path)
-        banks = {}
-        bank_path = path.with_name(path.stem + ".latents.pt")
-        if bank_path.is_file():
-            bank = load_bank(bank_path)
-            if bank_fits(bank, model):
-                banks[MULTI] = bank
-        return cls({MULTI: model}, banks=banks, genres_dir=genres_dir)
 
     # -- the parts of one generation -------------------------------------------------------------
     def model_for(self, genre: str) -> tuple[str, RaveExport]:
@@ -165,7 +119,7 @@ class GenreRave:
             info["tempo_by"] = ("latent time-stretch on the beat grid" if gridded
                                 else "phase vocoder (the latent bank has no clip tempi)")
             if not gridded:
-                from melodymaker.post import conform_tempo
+                from melodymaker.audio import conform_tempo
                 y, info["tempo_conform"] = conform_tempo(y, sr, tempo)
         y = fit_length(y, n_samples).astype(np.float32)
         progress(1.0, "done")
@@ -173,6 +127,50 @@ class GenreRave:
                              "seconds": round(u["frames"] / model.frame_rate, 2),
                              **({"rate": u["rate"]} if "rate" in u else {})} for u in used]
         return y, info
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def load(path: str | Path, *, genres_dir: Path | None = None, cache_dir: Path | None = None) -> GenreRave:
+    """The sampler of a RAVE model folder (models/rave): its `rave.ts` (multi-genre) and
+    `<genre>.ts` exports with their latent banks; a single other `.ts` is taken as the
+    multi-genre export, and file names match genres case-insensitively. Given a file instead: one
+    `.ts` export (ours or official), or our `rave.pt` scripted in memory. Latents missing from a
+    bank are encoded from `genres_dir` on first use and kept in `cache_dir`."""
+    path = Path(path)
+    models = _exports_in(path) if path.is_dir() else {MULTI: _export_of(path)}
+    banks = {}
+    for key, model in models.items():
+        bank_path = model.path.with_name(model.path.stem + ".latents.pt")
+        if bank_path.is_file():
+            bank = load_bank(bank_path)
+            if bank_fits(bank, model):
+                banks[key] = bank
+    return GenreRave(models, banks=banks, genres_dir=genres_dir, cache_dir=cache_dir)
+
+
+def _exports_in(folder: Path) -> dict[str, RaveExport]:
+    from melodymaker.options import GENRES
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() == ".ts" and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no RAVE export (*.ts) in {folder}")
+    chosen = {p.stem.lower(): p for p in files if p.stem.lower() in GENRES or p.stem.lower() == MULTI}
+    others = [p for p in files if p.stem.lower() not in chosen]
+    if MULTI not in chosen and len(others) == 1:
+        chosen[MULTI] = others[0]
+    if not chosen:
+        raise FileNotFoundError(f"no rave.ts or <genre>.ts in {folder} (found {', '.join(p.name for p in files)})")
+    return {key: RaveExport.from_file(path) for key, path in chosen.items()}
+
+
+def _export_of(path: Path) -> RaveExport:
+    if not path.is_file():
+        raise FileNotFoundError(f"no RAVE checkpoint at {path}")
+    if path.suffix != ".pt":
+        return RaveExport.from_file(path)
+    ckpt = read_checkpoint(path, FORMAT, FORMAT_VERSION, name="RAVE")
+    model = RaveExport(export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
+    model.path = path
+    return model
 
 
 def benchmark_decode(model: RaveExport, *, seconds: float = 30.0, threads=(1, 2), repeats: int = 3) -> dict:
@@ -244,14 +242,13 @@ def main(argv: list[str] | None = None) -> int:
 
         from melodymaker.classify import load_classifier
         torch.set_num_threads(args.threads)
-        rave = (GenreRave.from_folder if args.checkpoint.is_dir() else GenreRave.from_checkpoint)(
-            args.checkpoint, genres_dir=args.genres)
+        rave = load(args.checkpoint, genres_dir=args.genres)
         report = genre_fit_check(rave, load_classifier(Path("models/classifier")))
         args.fit_check.write_text(json.dumps(report, indent=1))
         print(json.dumps(report))
         return 0
     if args.benchmark:
-        rave = GenreRave.from_checkpoint(args.checkpoint)
+        rave = load(args.checkpoint)
         report = benchmark_decode(rave.models[MULTI])
         import json
         args.benchmark.write_text(json.dumps(report, indent=1))
@@ -266,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--length must be within 0-600 s")
     torch.set_num_threads(args.threads)
     import soundfile as sf
-    if args.checkpoint.is_dir():
-        rave = GenreRave.from_folder(args.checkpoint, genres_dir=args.genres)
-    else:
-        rave = GenreRave.from_checkpoint(args.checkpoint, genres_dir=args.genres)
+    rave = load(args.checkpoint, genres_dir=args.genres)
     n = round(args.length * args.sr)
     t = time.perf_counter()
     y, info = rave.generate(args.genre, n, sr=args.sr, seed=args.seed, variation=args.variation)

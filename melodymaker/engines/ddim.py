@@ -40,8 +40,8 @@ def load(settings) -> DDIMEngine:
     path = Path(settings.models_dir) / "ddim" / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT} in {path.parent}")
-    from diffusion_model.sample import DDIM  # torch is imported only when the mode is loaded
-    model = DDIM.load(path)
+    from diffusion_model.sample import load as load_ddim  # torch is imported only when the mode is loaded
+    model = load_ddim(path)
     if model.sr != SAMPLE_RATE:
         raise ValueError(f"checkpoint makes {model.sr} Hz audio, the app needs {SAMPLE_RATE} Hz")
     return DDIMEngine(model, path)

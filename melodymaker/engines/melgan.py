@@ -47,11 +47,12 @@ def load(settings, *, inversion: str | None = None) -> MelGANEngine:
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT} in {path.parent}")
     # torch is imported only when the mode is loaded
-    from melgan_model.sample import INVERSIONS, MelGAN
+    from melgan_model.sample import INVERSIONS
+    from melgan_model.sample import load as load_melgan
     inversion = inversion or os.environ.get("MELODYMAKER_MELGAN_INVERSION") or "vocoder"
     if inversion not in INVERSIONS:
         raise ValueError(f"MELODYMAKER_MELGAN_INVERSION is {inversion!r}; choose from {', '.join(INVERSIONS)}")
-    model = MelGAN.from_file(path)
+    model = load_melgan(path)
     if model.mel.sr != SAMPLE_RATE:
         raise ValueError(f"checkpoint makes {model.mel.sr} Hz audio, the app needs {SAMPLE_RATE} Hz")
     return MelGANEngine(model, path, inversion=inversion)

@@ -58,6 +58,6 @@ def load(settings, *, variation: float | None = None) -> RaveEngine:
     if not 0 <= variation <= 2:
         raise ValueError(f"RAVE variation must be within 0-2, got {variation}")
     # torch is imported only when the mode is loaded
-    from train_rave.sample import GenreRave
-    rave = GenreRave.from_folder(folder, genres_dir=Path(settings.genres_dir), cache_dir=Path(settings.cache_dir))
+    from train_rave.sample import load as load_rave
+    rave = load_rave(folder, genres_dir=Path(settings.genres_dir), cache_dir=Path(settings.cache_dir))
     return RaveEngine(rave, folder, variation=variation)
