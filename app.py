@@ -12,14 +12,14 @@ from flask import Flask, Response, jsonify, request, send_file, send_from_direct
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
+from melodymaker import formats
 from melodymaker import options as opt
-from melodymaker.errors import Busy, InvalidRequest, MelodyMakerError, NotFound
+from melodymaker.errors import Busy, InvalidRequest, MelodyMakerError
 from melodymaker.openapi import spec
 from melodymaker.request import GenerationRequest
 from melodymaker.service import Service
 from melodymaker.settings import ROOT, Settings
 
-STATIC_FILES = ("index.html", "script.js", "styles.css")
 log = logging.getLogger("melodymaker")
 
 
@@ -44,15 +44,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/generate")
     def generate():
         req = GenerationRequest.parse(_body())
-        job = service.submit(req)
-        service.jobs.wait(job)
+        job = service.wait(service.submit(req).id)
         if job.status != "done":
             raise _job_error(job)
-        meta = service.store.meta(job.id)
-        path = service.store.file(job.id, req.format)
-        name = f"melodymaker-{req.genre}-{req.mode}-{req.seed}.{opt.EXTENSIONS[req.format]}"
-        response = send_file(path, mimetype=opt.MIME_TYPES[req.format], as_attachment=True,
-                             download_name=name, max_age=0)
+        path, fmt, meta = service.track_file(job.id, req.format)
+        response = send_file(path, mimetype=fmt.mime, as_attachment=True,
+                             download_name=formats.download_name(meta, fmt), max_age=0)
         response.headers.update(_track_headers(meta))
         return response
 
@@ -65,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/api/tracks")
     def list_tracks():
         limit = _int_arg("limit", 50, 1, 500)
-        return jsonify({"tracks": service.store.list(limit)})
+        return jsonify({"tracks": service.list_tracks(limit)})
 
     @app.get("/api/tracks/<track_id>")
     def track_status(track_id: str):
@@ -73,18 +70,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/api/tracks/<track_id>/cancel")
     def cancel_track(track_id: str):
-        return jsonify(service.jobs.cancel(track_id).public())
+        return jsonify(service.cancel(track_id).public())
 
     @app.get("/api/tracks/<track_id>/audio.<ext>")
     def track_audio(track_id: str, ext: str):
-        fmt = opt.FORMAT_ALIASES.get(ext)
-        if fmt is None:
-            raise NotFound(f"no format {ext!r}; one of: wav, mp3, mid", field="format")
-        meta = service.store.meta(track_id)
-        name = f"melodymaker-{meta['genre']}-{meta['mode']}-{meta['seed']}.{opt.EXTENSIONS[fmt]}"
+        path, fmt, meta = service.track_file(track_id, ext)  # an unknown format is a 400
         download = request.args.get("download") in ("1", "true")
-        return send_file(service.store.file(track_id, fmt), mimetype=opt.MIME_TYPES[fmt],
-                         as_attachment=download, download_name=name, max_age=3600)
+        return send_file(path, mimetype=fmt.mime, as_attachment=download,
+                         download_name=formats.download_name(meta, fmt), max_age=3600)
 
     @app.get("/api/tracks/<track_id>/similar")
     def track_similar(track_id: str):

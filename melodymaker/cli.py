@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import engines, formats
 from . import options as opt
 from .errors import InvalidRequest, MelodyMakerError
 
@@ -15,11 +16,14 @@ def _generate(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     out = Path(args.output)
-    fmt = args.format or {"wav": "wav", "mp3": "mp3", "mid": "midi", "midi": "midi"}.get(
-        out.suffix.lower().lstrip("."))
+    fmt = args.format
     if fmt is None:
-        raise InvalidRequest(f"cannot tell the format from {out.name!r}; end it in .wav, .mp3 or "
-                             ".mid, or pass --format", field="output")
+        try:
+            fmt = formats.by_extension(out.suffix).name
+        except InvalidRequest:
+            endings = ", ".join(f".{f.extension}" for f in formats.FORMATS.values())
+            raise InvalidRequest(f"cannot tell the format from {out.name!r}; end it in {endings}, "
+                                 "or pass --format", field="output") from None
     request = GenerationRequest.parse({
         "genre": args.genre, "instruments": args.instruments, "tempo": args.tempo,
         "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt})
@@ -30,7 +34,7 @@ def _generate(args: argparse.Namespace) -> int:
             print(f"\r{fraction * 100:5.1f}% {message[:60]:<60}", end="", file=sys.stderr, flush=True)
 
     track, meta = service.generate(request, progress)
-    data = service.encode(track, request.format, tempo=meta.get("tempo"))
+    data = service.encode(track, request.format)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     if not args.quiet:
@@ -58,6 +62,11 @@ def _library_build(args: argparse.Namespace) -> int:
     return builder.run(args) or 0
 
 
+def _unavailable(what: str, reason: str) -> int:
+    print(f"error: {what} is unavailable here: {reason}", file=sys.stderr)
+    return 2
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m melodymaker", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,12 +75,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--genre", required=True, help=", ".join(opt.GENRES))
     g.add_argument("--tempo", help=f"BPM ({opt.TEMPO_MIN}-{opt.TEMPO_MAX}) or a preset name")
     g.add_argument("--length", default=str(opt.LENGTH_DEFAULT), help="seconds (1-300)")
-    g.add_argument("--mode", default=opt.DEFAULT_MODE, help=", ".join(opt.MODES))
+    g.add_argument("--mode", default=engines.DEFAULT_MODE, help=", ".join(engines.MODES))
     g.add_argument("--instruments", help="comma-separated: " + ", ".join(opt.INSTRUMENTS))
     g.add_argument("--seed", help="whole number; random when left out")
-    g.add_argument("--format", choices=opt.FORMATS, help="default: from the output extension")
+    g.add_argument("--format", help=f"{formats.allowed()}; default: from the output extension")
     g.add_argument("--genres", help="library folder (default: ./genres)")
-    g.add_argument("-o", "--output", required=True, help="file to write (.wav, .mp3, .mid)")
+    g.add_argument("-o", "--output", required=True, help="file to write (" + ", ".join(
+        f".{f.extension}" for f in formats.FORMATS.values()) + ")")
     g.add_argument("-q", "--quiet", action="store_true")
     g.set_defaults(run=_generate)
 
@@ -83,10 +93,11 @@ def parser() -> argparse.ArgumentParser:
     build = lsub.add_parser("build", help="render the built-in library with the composer")
     try:
         from .compose import builder
+    except ImportError as e:  # say so when it is run, instead of a traceback later
+        build.set_defaults(run=lambda args, reason=str(e): _unavailable("library build", reason))
+    else:
         builder.add_arguments(build)
-    except ImportError:
-        pass
-    build.set_defaults(run=_library_build)
+        build.set_defaults(run=_library_build)
 
     sub.add_parser("evaluate", help="the benchmark: every mode on a fixed request set "
                    "(python -m melodymaker evaluate --help)")

@@ -22,11 +22,6 @@ class NotFound(MelodyMakerError):
     status = 404
 
 
-class PayloadTooLarge(MelodyMakerError):
-    """An upload or body is over its limit (HTTP 413)."""
-    status = 413
-
-
 class ModeUnavailable(MelodyMakerError):
     """The requested mode cannot run here, e.g. its checkpoint is missing (HTTP 503)."""
     status = 503

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import engines
 from . import options as opt
 
 TEMPI = (84, 100, 118, 136)  # cycled through the request set; inside every genre's plausible range
@@ -41,7 +42,7 @@ def _run_mode(mode: str, requests: list[dict], genres_dir: str | None, show_prog
     from .request import GenerationRequest
     from .service import Service
     from .settings import Settings
-    service = Service(Settings.from_env(genres_dir=genres_dir), with_store=False)
+    service = Service(Settings.from_env(genres_dir=genres_dir), with_store=False, modes=[mode])
     clf = service.classifier()
     rows, vectors = [], []
     try:  # one untimed warm-up: imports, JIT caches and model loading are start-up, not generation
@@ -131,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.per_genre < 1 or not opt.LENGTH_MIN <= args.length <= opt.LENGTH_MAX:
         p.error(f"--per-genre must be ≥ 1 and --length within {opt.LENGTH_MIN}-{opt.LENGTH_MAX} s")
-    modes = args.modes or list(opt.MODES)
-    unknown = [m for m in modes if m not in opt.MODES]
+    modes = args.modes or list(engines.MODES)
+    unknown = [m for m in modes if m not in engines.MODES]
     if unknown:
-        p.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(opt.MODES)}")
+        p.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(engines.MODES)}")
     ctx = mp.get_context("spawn")  # one fresh process per mode: honest peak memory, no shared caches
     summaries, details = [], {}
     for mode in modes:

@@ -1,7 +1,7 @@
 """The machine-readable HTTP contract (OpenAPI 3.0), built from the vocabulary in options."""
 from __future__ import annotations
 
-from . import __version__
+from . import __version__, engines, formats
 from . import options as opt
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -26,7 +26,7 @@ def _json(description: str, schema: dict | None = None) -> dict:
 def _audio(description: str) -> dict:
     binary = {"schema": {"type": "string", "format": "binary"}}
     return {"description": description,
-            "content": {mime: binary for mime in opt.MIME_TYPES.values()}}
+            "content": {f.mime: binary for f in formats.FORMATS.values()}}
 
 
 def spec() -> dict:
@@ -47,10 +47,13 @@ def spec() -> dict:
             "length": {"oneOf": [
                 {"type": "number", "minimum": opt.LENGTH_MIN, "maximum": opt.LENGTH_MAX},
                 {"type": "string", "enum": list(opt.LENGTH_PRESETS)}]},
-            "mode": {"type": "string", "enum": list(opt.MODES)},
-            "generate_mode": {"type": "integer", "enum": list(opt.MODE_NUMBERS)},
+            "mode": {"type": "string", "enum": list(engines.MODES),
+                     "description": "; ".join(f"{m.name}: {m.description}" for m in engines.MODES.values())},
+            "generate_mode": {"type": "integer", "enum": sorted(engines.MODE_NUMBERS),
+                              "description": ", ".join(f"{n} = {m}" for n, m in sorted(engines.MODE_NUMBERS.items()))},
             "seed": {"type": "integer", "minimum": 0, "maximum": opt.SEED_MAX},
-            "format": {"type": "string", "enum": sorted(opt.FORMAT_ALIASES)},
+            "format": {"type": "string", "description": "; ".join(f"{f.name}: {f.description}" for f in formats.FORMATS.values()),
+                       "enum": sorted({a for f in formats.FORMATS.values() for a in (f.name, f.extension, *f.aliases)})},
             "candidates": {"type": "integer", "minimum": opt.CANDIDATES_MIN, "maximum": opt.CANDIDATES_MAX},
         },
     }
@@ -67,7 +70,7 @@ def spec() -> dict:
             "/generate": {"post": {
                 "summary": "Generate a track and answer with its bytes (the original contract)",
                 "requestBody": body,
-                "responses": {"200": _audio("the track as WAV, MP3 or MIDI; X-Track-Id and "
+                "responses": {"200": _audio("the track in the requested format; X-Track-Id and "
                                             "other X- headers describe it"),
                               "409": _error("the generation was cancelled"), **common}}},
             "/api/tracks": {
@@ -88,12 +91,13 @@ def spec() -> dict:
                 "responses": {"200": _json("the job", {"$ref": "#/components/schemas/Job"}),
                               "404": _error("no such job")}}},
             "/api/tracks/{track_id}/audio.{ext}": {"get": {
-                "summary": "The track encoded as WAV, MP3 or MIDI (made on first request)",
+                "summary": "The track encoded in one of the formats (made on first request)",
                 "parameters": [track_id,
                                {"name": "ext", "in": "path", "required": True,
-                                "schema": {"type": "string", "enum": ["wav", "mp3", "mid"]}},
+                                "schema": {"type": "string", "enum": [f.extension for f in formats.FORMATS.values()]}},
                                {"name": "download", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": _audio("the file"), "404": _error("no such track or format")}}},
+                "responses": {"200": _audio("the file"), "400": _error("unknown format; `field` is format"),
+                              "404": _error("no such track")}}},
             "/api/library": {"get": {
                 "summary": "Library clips, all or of one genre",
                 "parameters": [{"name": "genre", "in": "query", "schema": {"type": "string"}}],

@@ -1,6 +1,7 @@
-"""The vocabulary of MelodyMaker: genres, instruments, tempo and length presets, modes, formats.
+"""The vocabulary of MelodyMaker: genres, instruments, tempo and length presets, limits.
 
-One place for each of these facts; everything else imports them.
+One place for each of these facts; everything else imports them. The modes are listed in
+melodymaker/engines/__init__.py (the registry) and the output formats in melodymaker/formats.py.
 """
 from __future__ import annotations
 
@@ -60,10 +61,6 @@ INSTRUMENTS = {i.name: i for i in (
     Instrument("banjo", "Banjo", 105, "harmony", 48, 84),
 )}
 
-ORIGINAL_INSTRUMENTS = ("Piano", "Guitar", "Strings", "Drums", "Saxophone", "Trumpet")
-"""The single-choice instrument strings of the original page."""
-
-
 @dataclass(frozen=True)
 class TempoPreset:
     label: str
@@ -87,16 +84,6 @@ LENGTH_PRESETS = {
 }
 LENGTH_MIN, LENGTH_MAX = 1, 300
 LENGTH_DEFAULT = 30
-
-MODES = ("dataset", "rave", "compose", "ddim", "melgan")
-MODE_NUMBERS = {0: "dataset", 1: "rave", 2: "compose", 3: "ddim", 4: "melgan"}
-"""The original page's generate_mode numbers (2 was its "API" slot), extended."""
-DEFAULT_MODE = "dataset"
-
-FORMATS = ("wav", "mp3", "midi")
-FORMAT_ALIASES = {"wav": "wav", "wave": "wav", "mp3": "mp3", "midi": "midi", "mid": "midi"}
-MIME_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "midi": "audio/midi"}
-EXTENSIONS = {"wav": "wav", "mp3": "mp3", "midi": "mid"}
 
 AUDIO_EXTENSIONS = (".au", ".wav", ".mp3", ".flac", ".ogg")
 """What the library indexes (matched case-insensitively)."""

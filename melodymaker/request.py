@@ -15,7 +15,9 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from . import formats
 from . import options as opt
+from .engines import DEFAULT_MODE, MODE_NUMBERS, MODES
 from .errors import InvalidRequest
 
 
@@ -26,9 +28,9 @@ class GenerationRequest:
     instruments: tuple[str, ...] = ()
     tempo: float | None = None
     length: float = float(opt.LENGTH_DEFAULT)
-    mode: str = opt.DEFAULT_MODE
+    mode: str = DEFAULT_MODE
     seed: int = 0
-    format: str = "wav"
+    format: str = formats.DEFAULT
     candidates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,20 +155,20 @@ def parse_length(value: Any) -> float:
 
 
 def parse_mode(mode: Any, generate_mode: Any) -> str:
-    allowed = ", ".join(opt.MODES)
-    numbers = ", ".join(f"{n} = {m}" for n, m in opt.MODE_NUMBERS.items())
+    allowed = ", ".join(MODES)
+    numbers = ", ".join(f"{n} = {m}" for n, m in sorted(MODE_NUMBERS.items()))
     from_number = None
     if not _blank(generate_mode):
         n = _number(generate_mode)
-        if n is None or n != int(n) or int(n) not in opt.MODE_NUMBERS:
+        if n is None or n != int(n) or int(n) not in MODE_NUMBERS:
             raise InvalidRequest(f"generate_mode {generate_mode!r} is not one of: {numbers}",
                                  field="generate_mode")
-        from_number = opt.MODE_NUMBERS[int(n)]
+        from_number = MODE_NUMBERS[int(n)]
     if _blank(mode):
-        return from_number or opt.DEFAULT_MODE
-    if not isinstance(mode, str) or _key(mode) not in {_key(m) for m in opt.MODES}:
+        return from_number or DEFAULT_MODE
+    if not isinstance(mode, str) or _key(mode) not in {_key(m) for m in MODES}:
         raise InvalidRequest(f"unknown mode {mode!r}; one of: {allowed}", field="mode")
-    name = next(m for m in opt.MODES if _key(m) == _key(mode))
+    name = next(m for m in MODES if _key(m) == _key(mode))
     if from_number and from_number != name:
         raise InvalidRequest(f"mode {name!r} and generate_mode {generate_mode!r} ({from_number}) "
                              "disagree; send one of them", field="mode")
@@ -185,13 +187,8 @@ def parse_seed(value: Any) -> int:
 
 
 def parse_format(value: Any) -> str:
-    if _blank(value):
-        return "wav"
-    fmt = opt.FORMAT_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
-    if fmt is None:
-        raise InvalidRequest(f"unknown format {value!r}; one of: {', '.join(opt.FORMATS)}",
-                             field="format")
-    return fmt
+    """A format name from the one table (melodymaker.formats): wav, mp3 or midi, or an alias."""
+    return formats.parse(value).name
 
 
 def parse_candidates(value: Any) -> int:

@@ -1,6 +1,8 @@
 """generate(): the one data path from a GenerationRequest to a finished, stored Track.
 
-The web routes, the job queue, the CLI and `evaluate` all go through Service.
+The web routes, the job queue's workers, the CLI and `evaluate` all go through Service; app.py talks
+to nothing else. The modes come from the registry (melodymaker.engines), the formats from
+melodymaker.formats, the queue from melodymaker.jobs and the store from melodymaker.store.
 """
 from __future__ import annotations
 
@@ -8,78 +10,43 @@ import dataclasses
 import os
 import threading
 import time
+from pathlib import Path
 
-from . import __version__, audio, midi, post
-from .engines.base import Engine, Progress, UnavailableEngine, no_progress
+from . import __version__, audio, engines, formats, post
 from . import options as opt
+from .engines.base import Engine, Progress, no_progress
 from .errors import AudioDecodeError, ModeUnavailable, NotFound
-from .jobs import JobQueue
+from .jobs import JobState, open_queue
 from .library import Library
 from .request import GenerationRequest
 from .settings import Settings
-from .store import Store, new_id
+from .store import TrackStore, new_id, open_store
 from .track import Track
 
 UPLOAD_MAX_SECONDS = 10 * 60
-
-PLANNED = {  # label and description of modes whose engine is not loadable here, so the page can say why
-    "rave": ("RAVE", "A RAVE variational autoencoder decoding latents drawn from the genre's library clips."),
-    "ddim": ("Diffusion (DDIM)", "A genre-conditioned diffusion model over the MDCT."),
-    "melgan": ("MEL-GAN", "A genre-conditioned mel-spectrogram GAN with a neural vocoder."),
-    "compose": ("Composer", "Writes a genre arrangement as MIDI and renders it with a SoundFont."),
-}
-
-
-def build_engines(settings: Settings, library: Library) -> dict[str, Engine]:
-    """One engine per mode, in opt.MODES order; a mode that cannot load says why."""
-    from .engines.dataset import DatasetEngine
-    engines: dict[str, Engine] = {"dataset": DatasetEngine(library)}
-    try:
-        from .engines.compose import ComposeEngine
-        engines["compose"] = ComposeEngine(settings.soundfont)
-    except ImportError as e:
-        engines["compose"] = UnavailableEngine("compose", *PLANNED["compose"], f"not installed: {e}")
-    for name in ("rave", "ddim", "melgan"):
-        engines[name] = load_model_engine(name, settings)
-    return {m: engines[m] for m in opt.MODES}
-
-
-def load_model_engine(name: str, settings: Settings) -> Engine:
-    """A trained-model mode: melodymaker.engines.<name>.load(settings) builds its engine (loading
-    the checkpoint once). A missing module, a missing checkpoint or a broken one (any exception)
-    makes the mode unavailable with the reason; the server keeps serving the other modes."""
-    import importlib
-    label, description = PLANNED[name]
-    try:
-        module = importlib.import_module(f".engines.{name}", __package__)
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.engines.{name}":
-            return UnavailableEngine(name, label, description, f"not installed: {e}")
-        return UnavailableEngine(name, label, description,
-                                 f"no trained checkpoint in {settings.models_dir / name}")
-    try:
-        return module.load(settings)
-    except FileNotFoundError as e:
-        return UnavailableEngine(name, label, description, f"no trained checkpoint: {e}")
-    except Exception as e:  # a corrupt or incompatible checkpoint: a reason, never a crash
-        return UnavailableEngine(name, label, description,
-                                 f"checkpoint could not be loaded ({type(e).__name__}: {e})")
 
 
 class Service:
     """Everything a front end needs: the library, the engines, the store and the worker pool."""
 
-    def __init__(self, settings: Settings | None = None, *, with_store: bool = True):
+    def __init__(self, settings: Settings | None = None, *, with_store: bool = True,
+                 modes: list[str] | None = None):
         self.settings = settings or Settings.from_env()
         self.library = Library(self.settings.genres_dir, self.settings.cache_dir).scan()
-        self.engines = build_engines(self.settings, self.library)
-        self.store = Store(self.settings.store_dir, self.settings.max_tracks) if with_store else None
-        self.jobs = JobQueue(self.settings.workers, self.settings.max_queue)
+        self.engines: dict[str, Engine] = engines.load_all(self.settings, self.library, modes)
+        self.store: TrackStore | None = open_store(self.settings) if with_store else None
+        self.jobs = open_queue(self.settings, self._run_job)
         self.started = time.time()
         self._classifier, self.classifier_reason = None, None
         self._classifier_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Stop taking generation jobs (tests, shutdown)."""
+        self.jobs.close()
+
     def engine(self, mode: str) -> Engine:
+        if mode not in self.engines:
+            raise ModeUnavailable(f"mode '{mode}' is not loaded in this process", field="mode")
         engine = self.engines[mode]
         reason = engine.availability()
         if reason is not None:
@@ -139,7 +106,8 @@ class Service:
         clf = self._need_classifier("recommendation")
         vector = self.store.embedding(track_id)
         if vector is None:
-            vector = clf.embed(self.store.audio(track_id), opt.SAMPLE_RATE)
+            stored = self.store.track(track_id)
+            vector = clf.embed(stored.audio, stored.sr)
         return self.library.similar(vector, clf, self._classifier_version(), k=k)
 
     def similar_to_clip(self, clip, k: int) -> list[dict]:
@@ -200,9 +168,10 @@ class Service:
             "timings": {"generate": round(t1 - t0, 3), "post": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
-            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo", "embedding")},
+            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo")},
         }
         meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs") if k in track.meta})
+        track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
         return track, meta
 
     def generate_and_store(self, request: GenerationRequest, progress: Progress = no_progress,
@@ -211,33 +180,49 @@ class Service:
         progress(0.99, "saving")  # a job cancelled by now is not stored
         return self.store.save(track, meta, track_id, embedding=track.meta.get("embedding"))
 
-    def submit(self, request: GenerationRequest):
+    def _run_job(self, job_id: str, payload: dict, progress: Progress) -> str:
+        """What a queue worker runs: the payload is a request's to_dict(), parsed again here."""
+        return self.generate_and_store(GenerationRequest.parse(payload), progress, job_id)
+
+    # -- jobs: what the web tier calls ----------------------------------------------------------
+    def submit(self, request: GenerationRequest) -> JobState:
         """Queue a generation; the job id is also the id of the track it makes."""
         self.engine(request.mode)  # refuse an unavailable mode now, not inside the job
         if request.candidates > 1:
             self._need_classifier("choosing among candidates", field="candidates")
-        return self.jobs.submit(new_id(), lambda job_id, progress:
-                                self.generate_and_store(request, progress, job_id))
+        return self.jobs.submit(new_id(), request.to_dict())
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobState:
+        return self.jobs.wait(job_id, self.settings.job_timeout if timeout is None else timeout)
+
+    def cancel(self, job_id: str) -> JobState:
+        return self.jobs.cancel(job_id)
 
     def track_status(self, track_id: str) -> dict:
         """A job's state while it runs; the stored metadata once the track exists."""
         try:
-            job = self.jobs.get(track_id)
-        except Exception:
-            job = None
+            job = self.jobs.status(track_id)
+        except NotFound:
+            job = None  # finished long ago, or made by another process: the store knows
         if job is not None and job.status != "done":
             return job.public()
         meta = self.store.meta(track_id)
+        notes = {f.name: f.note(meta) for f in formats.FORMATS.values() if f.note(meta)}
         return {"id": track_id, "status": "done", "progress": 1.0, "message": "done",
-                "error": None, "meta": meta, "files": {
-                    fmt: f"/api/tracks/{track_id}/audio.{ext}" for fmt, ext in opt.EXTENSIONS.items()}}
+                "error": None, "meta": meta, "files": formats.links(track_id), "file_notes": notes}
 
-    def encode(self, track: Track, fmt: str, tempo: float | None = None) -> bytes:
-        """Bytes of a Track in wav, mp3 or midi (the score, or a transcription)."""
-        if fmt == "midi":
-            score = track.midi if track.midi is not None else midi.transcribe(track.audio, track.sr, tempo=tempo)
-            return midi.to_bytes(score)
-        return audio.encode(track.audio, track.sr, fmt)
+    def track_file(self, track_id: str, fmt: str | formats.Format) -> tuple[Path, formats.Format, dict]:
+        """A stored track's file in a format (name, extension or alias), its Format and metadata."""
+        fmt = fmt if isinstance(fmt, formats.Format) else formats.parse(fmt)
+        meta = self.store.meta(track_id)
+        return self.store.file(track_id, fmt), fmt, meta
+
+    def list_tracks(self, limit: int = 50) -> list[dict]:
+        return self.store.list(limit)
+
+    def encode(self, track: Track, fmt: str) -> bytes:
+        """Bytes of a Track in one of the formats of the table (melodymaker.formats)."""
+        return formats.parse(fmt).encode(track)
 
     def options(self) -> dict:
         """The vocabulary and what each mode can do here, for the page and for scripts."""
@@ -249,10 +234,15 @@ class Service:
                 {"label": p.label, "low": p.low, "high": p.high} for p in opt.TEMPO_PRESETS]},
             "length": {"min": opt.LENGTH_MIN, "max": opt.LENGTH_MAX, "default": opt.LENGTH_DEFAULT,
                        "presets": [{"label": k, "seconds": v} for k, v in opt.LENGTH_PRESETS.items()]},
-            "modes": [e.describe() for e in self.engines.values()],
+            "modes": [{**e.describe(), "number": engines.MODES[name].number}
+                      for name, e in self.engines.items()],
+            "default_mode": engines.DEFAULT_MODE,
             "classifier": self.classifier_status(),
-            "generate_mode": {str(n): m for n, m in opt.MODE_NUMBERS.items()},
-            "formats": list(opt.FORMATS),
+            "generate_mode": {str(m.number): name for name, m in engines.MODES.items()},
+            "formats": [f.public() for f in formats.FORMATS.values()],
+            "default_format": formats.DEFAULT,
+            "seed": {"min": 0, "max": opt.SEED_MAX},
+            "candidates": {"min": opt.CANDIDATES_MIN, "max": opt.CANDIDATES_MAX},
             "sample_rate": opt.SAMPLE_RATE,
         }
 
@@ -263,7 +253,7 @@ class Service:
         except AudioDecodeError as e:
             self.library.mark_broken(clip, e.message)
             raise NotFound(f"library clip {clip.key} is not readable: {e.message}", field="name") from e
-        return audio.encode(y, opt.SAMPLE_RATE, "wav")
+        return formats.FORMATS["wav"].encode(Track(y, opt.SAMPLE_RATE))
 
     def health(self) -> dict:
         return {"status": "ok", "version": __version__, "classifier": self.classifier_status(), "uptime": round(time.time() - self.started, 1),
@@ -272,7 +262,8 @@ class Service:
                             "skipped": [s.__dict__ for s in self.library.skipped]},
                 "models": {name: {"available": e.availability() is None, "reason": e.availability()}
                            for name, e in self.engines.items()},
-                "jobs": {"workers": self.jobs.workers, "pending": self.jobs.pending()}}
+                "jobs": {"backend": type(self.jobs).__name__, "workers": self.jobs.workers,
+                         "pending": self.jobs.pending()}}
 
 
 def candidate_seed(seed: int, k: int) -> int:

@@ -19,6 +19,8 @@ class Settings:
     max_tracks: int = 200                      # the store keeps the newest this many
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     max_queue: int = 16
+    job_timeout: int = 3600                    # seconds the longest generation may take (also: when
+                                               # the store may sweep a temporary folder as abandoned)
     # browser pages allowed to call /generate and /api/* from another origin (CORS): exact origins,
     # regexes (matched against the whole origin), "null" (a page opened from disk) or "*" (any)
     cors_origins: tuple[str, ...] = (r"^https?://(localhost|127\.0\.0\.1)(:\d+)?$",)
@@ -38,7 +40,7 @@ class Settings:
             env = os.environ.get(f"MELODYMAKER_{name.upper()}")
             if env:
                 values[name] = Path(env)
-        for name in ("max_upload_bytes", "max_tracks", "workers", "max_queue"):
+        for name in ("max_upload_bytes", "max_tracks", "workers", "max_queue", "job_timeout"):
             env = os.environ.get(f"MELODYMAKER_{name.upper()}")
             if env:
                 values[name] = int(env)

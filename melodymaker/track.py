@@ -20,7 +20,3 @@ class Track:
     sr: int
     midi: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return len(self.audio) / self.sr

@@ -82,7 +82,7 @@ def app(settings):
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
-    app.extensions["melodymaker"].jobs.shutdown()
+    app.extensions["melodymaker"].close()
 
 
 @pytest.fixture()
@@ -139,7 +139,7 @@ def serve_mode(settings, mode: str, genre: str, *, length: int = 3, seed: int = 
         assert sr == SR and len(y) == length * SR
         return y
     finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+        app.extensions["melodymaker"].close()
 
 
 def refuse_mode_and_serve(settings, mode: str) -> str:
@@ -160,4 +160,4 @@ def refuse_mode_and_serve(settings, mode: str) -> str:
         assert r.status_code == 200 and r.data[:4] == b"RIFF"
         return reason
     finally:
-        app.extensions["melodymaker"].jobs.shutdown()
+        app.extensions["melodymaker"].close()

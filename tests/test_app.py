@@ -43,7 +43,11 @@ def test_stored_track_serves_all_three_encodings(client):
         f = client.get(f"/api/tracks/{tid}/audio.{ext}?download=1")
         assert f.status_code == 200 and f.mimetype == mime
         assert f"melodymaker-rock-dataset-1.{ext}" in f.headers["Content-Disposition"]
-    assert client.get(f"/api/tracks/{tid}/audio.ogg").status_code == 404
+    # an unknown format is a 400 naming the field and the formats, never a silent fallback
+    r = client.get(f"/api/tracks/{tid}/audio.ogg")
+    assert r.status_code == 400 and r.json["field"] == "format"
+    assert all(name in r.json["message"] for name in ("wav", "mp3", "midi"))
+    assert client.get(f"/api/tracks/{'0' * 32}/audio.wav").status_code == 404
 
 
 @pytest.mark.parametrize("body,field", [

@@ -44,7 +44,7 @@ def fuzz_app(library_dir, tmp_path):
                               max_upload_bytes=2 * 1024 * 1024))
     app.config["TESTING"] = True
     yield app
-    app.extensions["melodymaker"].jobs.shutdown()
+    app.extensions["melodymaker"].close()
 
 
 def _cases() -> list[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ def fit_app(composed_library, tiny_models, tmp_path):
     app = create_app(Settings(genres_dir=composed_library, models_dir=tiny_models,
                               var_dir=tmp_path / "var", max_upload_bytes=2_000_000))
     yield app
-    app.extensions["melodymaker"].jobs.shutdown()
+    app.extensions["melodymaker"].close()
 
 
 @pytest.fixture()
@@ -47,8 +47,7 @@ def test_candidates_keep_the_best_fit(fit_client):
                                              "seed": 11, "candidates": 3})
     assert r.status_code == 202
     tid = r.json["id"]
-    fit_client.application.extensions["melodymaker"].jobs.wait(
-        fit_client.application.extensions["melodymaker"].jobs.get(tid))
+    fit_client.application.extensions["melodymaker"].wait(tid)
     meta = fit_client.get(f"/api/tracks/{tid}").json["meta"]
     cand = meta["candidates"]
     assert cand["tried"] == 3 and len(cand["scores"]) == 3

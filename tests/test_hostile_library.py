@@ -44,7 +44,7 @@ def hostile_client(hostile_dir, tmp_path):
     from melodymaker.settings import Settings
     app = create_app(Settings(genres_dir=hostile_dir, models_dir=tmp_path / "m", var_dir=tmp_path / "var"))
     yield app.test_client()
-    app.extensions["melodymaker"].jobs.shutdown()
+    app.extensions["melodymaker"].close()
 
 
 def test_hostile_library_is_indexed_and_bad_entries_listed(hostile_client):

@@ -99,6 +99,12 @@ def test_kill_mid_generation_leaves_a_consistent_store(tmp_path):
     half.mkdir(exist_ok=True)
     (half / "audio.wav").write_bytes(b"RIFF\x00\x00")
     (half / "meta.json").write_text('{"id": "fff')
+    hours_ago = time.time() - 2 * 3600                   # older than the longest job can run
+    os.utime(half, (hours_ago, hours_ago))
+    # another process's track, half-written right now in a shared store: a start must not touch it
+    writing = store / f".tmp-{'e' * 32}"
+    writing.mkdir()
+    (writing / "audio.wav").write_bytes(b"RIFF\x00\x00")
     cache = var / "cache" / "library.json"
     if cache.exists():                                   # killed during warm-up: still whole
         json.loads(cache.read_text())
@@ -107,7 +113,8 @@ def test_kill_mid_generation_leaves_a_consistent_store(tmp_path):
 
     server = Server(env, tmp_path / "server.log").start()
     try:
-        assert not [p.name for p in store.iterdir() if p.name.startswith(".tmp-")]  # swept at start
+        # swept at start: the abandoned folder only
+        assert [p.name for p in store.iterdir() if p.name.startswith(".tmp-")] == [writing.name]
         listed = json.loads(server.request("GET", "/api/tracks")[2])["tracks"]
         assert [t["id"] for t in listed] == [first]
         for t in listed:

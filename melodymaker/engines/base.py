@@ -1,13 +1,15 @@
-"""The engine interface and the registry of generation modes."""
+"""The engine interface: what a generation mode declares, and what it does per request."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ModeUnavailable
-from ..request import GenerationRequest
 from ..track import Track
+
+if TYPE_CHECKING:  # engines are imported by request.py's validation, so no runtime import back
+    from ..request import GenerationRequest
 
 
 class Progress(Protocol):
@@ -26,9 +28,15 @@ class Capabilities:
     length: bool = False
     midi: bool = False
 
+    def public(self) -> dict[str, bool]:
+        return asdict(self)
+
 
 class Engine(ABC):
-    """One generation mode. Stateless per request: settings arrive with the request."""
+    """One generation mode, loaded. Stateless per request: settings arrive with the request.
+
+    A subclass sets name, label, description and capabilities from its module's declarations
+    (see melodymaker/engines/__init__.py)."""
     name: str = ""
     label: str = ""
     description: str = ""
@@ -45,21 +53,18 @@ class Engine(ABC):
     def describe(self) -> dict:
         reason = self.availability()
         return {"name": self.name, "label": self.label, "description": self.description,
-                "capabilities": self.capabilities.__dict__.copy(),
-                "available": reason is None, "reason": reason}
+                "capabilities": self.capabilities.public(), "available": reason is None, "reason": reason}
 
 
 class UnavailableEngine(Engine):
-    """A placeholder for a mode that is not built or not loadable here."""
+    """A placeholder for a mode that is not loadable here; it carries the reason."""
 
-    def __init__(self, name: str, label: str, description: str, reason: str):
-        self.name, self.label, self.description, self.reason = name, label, description, reason
+    def __init__(self, name: str, label: str, description: str, capabilities: Capabilities, reason: str):
+        self.name, self.label, self.description = name, label, description
+        self.capabilities, self.reason = capabilities, reason
 
     def availability(self) -> str | None:
         return self.reason
 
     def generate(self, request, progress=no_progress) -> Track:
         raise ModeUnavailable(f"mode '{self.name}' is unavailable: {self.reason}", field="mode")
-
-
-EngineFactory = Callable[..., Engine]

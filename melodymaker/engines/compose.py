@@ -4,22 +4,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..compose.composer import perform
 from ..errors import GenerationFailed
-from ..midi import soundfont_path
 from ..options import SAMPLE_RATE
-from ..request import GenerationRequest
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
+
+NAME = "compose"
+LABEL = "Composer"
+DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders it with a "
+               "SoundFont; the only mode that plays exactly the chosen instruments.")
+CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True)
+NUMBER = 2  # the original page's "API" slot
 
 
 class ComposeEngine(Engine):
     """Honours genre, instruments, tempo and length exactly, and returns the score as MIDI."""
-    name = "compose"
-    label = "Composer"
-    description = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders "
-                   "it with a SoundFont; the only mode that plays exactly the chosen instruments.")
-    capabilities = Capabilities(instruments=True, tempo=True, length=True, midi=True)
+    name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
 
     def __init__(self, soundfont: Path | None = None):
         self.soundfont = soundfont
@@ -29,13 +29,16 @@ class ComposeEngine(Engine):
             import tinysoundfont  # noqa: F401
         except ImportError:
             return "the tinysoundfont package is not installed"
+        from ..midi import soundfont_path
         try:
             soundfont_path(self.soundfont)
         except GenerationFailed as e:
             return e.message
         return None
 
-    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+    def generate(self, request, progress: Progress = no_progress) -> Track:
+        from ..compose.composer import perform
+        from ..midi import soundfont_path
         started = time.perf_counter()
         progress(0.05, "composing")
         y, score, facts = perform(request.genre, tempo=request.tempo, length=request.length,
@@ -47,3 +50,8 @@ class ComposeEngine(Engine):
                 "soundfont": soundfont_path(self.soundfont).name,
                 "seconds": round(time.perf_counter() - started, 3)}
         return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta)
+
+
+def load(settings, library=None) -> ComposeEngine:
+    """The composer with the configured SoundFont (None: the GM font pretty_midi ships)."""
+    return ComposeEngine(settings.soundfont)

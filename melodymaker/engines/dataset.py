@@ -7,9 +7,14 @@ from .. import audio
 from ..errors import AudioDecodeError, ModeUnavailable
 from ..library import Clip, Library
 from ..options import GENRES, SAMPLE_RATE
-from ..request import GenerationRequest
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
+
+NAME = "dataset"
+LABEL = "Library remix"
+DESCRIPTION = "Rearranges beat-aligned phrases of real library clips of the genre at your tempo."
+CAPABILITIES = Capabilities(instruments=False, tempo=True, length=True, midi=False)
+NUMBER = 0
 
 XFADE_SECONDS = 0.03
 PHRASE_BEATS = (8, 16)       # a segment is two or four bars of 4/4
@@ -18,10 +23,7 @@ MAX_STRETCH = 1.75  # beyond this, count the clip in half or double time instead
 
 
 class DatasetEngine(Engine):
-    name = "dataset"
-    label = "Library remix"
-    description = "Rearranges beat-aligned phrases of real library clips of the genre at your tempo."
-    capabilities = Capabilities(instruments=False, tempo=True, length=True, midi=False)
+    name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
 
     def __init__(self, library: Library):
         self.library = library
@@ -31,7 +33,7 @@ class DatasetEngine(Engine):
             return f"the library ({self.library.root}) holds no readable audio"
         return None
 
-    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+    def generate(self, request, progress: Progress = no_progress) -> Track:
         sr = SAMPLE_RATE
         rng = np.random.default_rng([request.seed, GENRES.index(request.genre)])
         pool = sorted(self.library.genre_clips(request.genre), key=lambda c: c.name)
@@ -84,6 +86,11 @@ class DatasetEngine(Engine):
         meta = {"engine": self.name, "tempo": round(tempo, 3),
                 "source_clips": sorted({s[0].key for s in sources}), "segments": used}
         return Track(y, sr, None, meta)
+
+
+def load(settings, library: Library) -> DatasetEngine:
+    """The engine over the scanned library (it has no checkpoint)."""
+    return DatasetEngine(library)
 
 
 def _native_tempo(clip: Clip) -> float:

@@ -6,25 +6,27 @@ import time
 from pathlib import Path
 
 from ..options import SAMPLE_RATE
-from ..request import GenerationRequest
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
+
+NAME = "ddim"
+LABEL = "Diffusion (DDIM)"
+DESCRIPTION = ("A genre-conditioned diffusion model draws the MDCT of the track window by window, "
+               "each continuing from the last.")
+CAPABILITIES = Capabilities(length=True)
+NUMBER = 3
 
 CHECKPOINT = "ddim.pt"
 
 
 class DDIMEngine(Engine):
     """Honours genre, seed and exact length; tempo is left to the shared post stage."""
-    name = "ddim"
-    label = "Diffusion (DDIM)"
-    description = ("A genre-conditioned diffusion model draws the MDCT of the track window by "
-                   "window, each continuing from the last.")
-    capabilities = Capabilities(length=True)
+    name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
 
     def __init__(self, model, checkpoint: Path):
         self.model, self.checkpoint = model, checkpoint
 
-    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+    def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         progress(0.02, "denoising")
         y = self.model.sample(request.genre, request.length, request.seed,
@@ -35,7 +37,7 @@ class DDIMEngine(Engine):
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
-def load(settings) -> DDIMEngine:
+def load(settings, library=None) -> DDIMEngine:
     """The engine with its checkpoint loaded once; FileNotFoundError when there is none."""
     path = Path(settings.models_dir) / "ddim" / CHECKPOINT
     if not path.is_file():

@@ -7,25 +7,27 @@ import time
 from pathlib import Path
 
 from ..options import SAMPLE_RATE
-from ..request import GenerationRequest
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
+
+NAME = "melgan"
+LABEL = "MEL-GAN"
+DESCRIPTION = ("A genre-conditioned GAN draws a mel-spectrogram of the whole track at once and a "
+               "MelGAN neural vocoder turns it into audio.")
+CAPABILITIES = Capabilities(length=True)
+NUMBER = 4
 
 CHECKPOINT = "melgan.pt"
 
 
 class MelGANEngine(Engine):
     """Honours genre, seed and exact length; tempo is left to the shared post stage."""
-    name = "melgan"
-    label = "MEL-GAN"
-    description = ("A genre-conditioned GAN draws a mel-spectrogram of the whole track at once and "
-                   "a MelGAN neural vocoder turns it into audio.")
-    capabilities = Capabilities(length=True)
+    name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
 
     def __init__(self, model, checkpoint: Path, *, inversion: str = "vocoder"):
         self.model, self.checkpoint, self.inversion = model, checkpoint, inversion
 
-    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+    def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         n = round(request.length * SAMPLE_RATE)
         y = self.model.generate(request.genre, n, seed=request.seed, inversion=self.inversion,
@@ -36,7 +38,7 @@ class MelGANEngine(Engine):
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
-def load(settings, *, inversion: str | None = None) -> MelGANEngine:
+def load(settings, library=None, *, inversion: str | None = None) -> MelGANEngine:
     """The engine with its checkpoint loaded once; FileNotFoundError when there is none.
 
     inversion: "vocoder" (default: the MelGAN vocoder and one mel-envelope correction pass),

@@ -10,24 +10,26 @@ from pathlib import Path
 
 from ..errors import ModeUnavailable
 from ..options import SAMPLE_RATE
-from ..request import GenerationRequest
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
+
+NAME = "rave"
+LABEL = "RAVE"
+DESCRIPTION = ("A RAVE variational autoencoder decodes a latent trajectory spliced and varied from "
+               "the genre's own library clips.")
+CAPABILITIES = Capabilities(tempo=True, length=True)
+NUMBER = 1
 
 
 class RaveEngine(Engine):
     """Honours genre, seed, tempo (latent segments on the beat grid, stretched in latent space)
     and exact length."""
-    name = "rave"
-    label = "RAVE"
-    description = ("A RAVE variational autoencoder decodes a latent trajectory spliced and varied "
-                   "from the genre's own library clips.")
-    capabilities = Capabilities(tempo=True, length=True)
+    name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
 
     def __init__(self, rave, folder: Path, *, variation: float):
         self.rave, self.folder, self.variation = rave, folder, variation
 
-    def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
+    def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         n = round(request.length * SAMPLE_RATE)
         try:
@@ -41,7 +43,7 @@ class RaveEngine(Engine):
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
-def load(settings, *, variation: float | None = None) -> RaveEngine:
+def load(settings, library=None, *, variation: float | None = None) -> RaveEngine:
     """The engine with every export in models/rave loaded once; FileNotFoundError when there is none.
 
     variation: latent noise in units of the genre's spread (default 0.15; the environment
