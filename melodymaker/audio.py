@@ -194,7 +194,25 @@ def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, di
     measured, _ = estimate_tempo(y, sr)
     if not measured:
         return y, {"measured_before": None, "rate": 1.0}
-    # the gentlest of rate, rate*2, rate/2: a 70 BPM groove is also a 140 BPM one
-    rate = min((target / measured * k for k in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
+    rate = stretch_rate(measured, target)
     out = time_stretch(y, rate, int(round(len(y) / rate)))
     return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}
+
+
+def stretch_rate(measured: float, target: float) -> float:
+    """The gentlest of target/measured, twice or half that: a 70 BPM groove is also a 140 BPM one,
+    so a conform never stretches by more than a factor of sqrt(2) either way."""
+    return min((target / measured * k for k in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
+
+
+def silent_edges(y: np.ndarray, sr: int, *, threshold_db: float = -60.0, window: float = 0.01) -> tuple[float, float]:
+    """Seconds of (leading, trailing) audio whose short-window RMS stays below threshold_db dBFS."""
+    hop = max(1, int(window * sr))
+    n = len(y) // hop
+    if n == 0:
+        return 0.0, 0.0
+    frames = np.asarray(y[: n * hop], dtype=np.float64).reshape(n, hop)
+    loud = np.flatnonzero(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20) >= threshold_db)
+    if len(loud) == 0:
+        return len(y) / sr, len(y) / sr
+    return loud[0] * hop / sr, (len(y) - (loud[-1] + 1) * hop) / sr

@@ -125,6 +125,11 @@ class Library:
     def __len__(self) -> int:
         return sum(len(v) for v in self.clips.values())
 
+    def genre_tempo(self, genre: str) -> float | None:
+        """The median tempo of the genre's analysed clips (None before three are analysed)."""
+        tempi = [c.tempo for c in self.genre_clips(genre) if c.tempo]
+        return float(np.median(tempi)) if len(tempi) >= 3 else None
+
     def counts(self) -> dict[str, int]:
         return {g: len(self.clips.get(g, [])) for g in GENRES}
 

@@ -10,6 +10,25 @@ from .request import GenerationRequest
 from .track import Track
 
 
+STRETCH_BOUND = 2 ** 0.5
+"""A tempo conform never stretches by more than this either way (audio.stretch_rate folds octaves)."""
+
+
+def source_length(request: GenerationRequest, capabilities: Capabilities,
+                  native_tempo: float | None = None) -> float:
+    """Seconds of audio to ask the engine for, so that after the tempo conform the track still fills
+    the requested length with music, not padded silence. native_tempo: the tempo the engine is
+    expected to play the genre at (the library's median), when known; else the worst case."""
+    if not request.tempo or capabilities.tempo:
+        return request.length
+    if native_tempo:
+        # the engine's own tempo wanders around the genre's: 10 % headroom over the expected rate
+        headroom = min(STRETCH_BOUND, max(1.0, audio.stretch_rate(native_tempo, request.tempo))) * 1.1
+    else:
+        headroom = STRETCH_BOUND * 1.02
+    return request.length * headroom + 0.25
+
+
 def finish(track: Track, request: GenerationRequest, capabilities: Capabilities) -> Track:
     """Conform a Track to the request; measure what the user will check (tempo, loudness)."""
     sr = track.sr
@@ -20,6 +39,11 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
     n = int(round(request.length * sr))
     if not capabilities.length and 0 < len(y) < n:
         y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
+    elif 0 < len(y) < n:
+        # the conform sped it up by more than source_length() allowed for: a slight extra stretch
+        # (reported) rather than zeros at the end
+        meta["length_fit_rate"] = round(len(y) / n, 4)
+        y = audio.time_stretch(y, len(y) / n, n)
     y = audio.fit_length(y, n)
     y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
     y = audio.normalize(y, sr)

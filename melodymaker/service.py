@@ -154,7 +154,9 @@ class Service:
         engine = self.engine(request.mode)
         t0 = time.perf_counter()
         progress(0.02, f"starting {engine.label}")
-        raw = engine.generate(request, progress)
+        # a mode that cannot honour tempo makes enough audio for the conform to fill the length
+        length = post.source_length(request, engine.capabilities, self.library.genre_tempo(request.genre))
+        raw = engine.generate(dataclasses.replace(request, length=length), progress)
         t1 = time.perf_counter()
         progress(0.92, "finishing: length, fades, loudness")
         track = post.finish(raw, request, engine.capabilities)
