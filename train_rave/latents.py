@@ -2,8 +2,9 @@
 library latents, and genre latent trajectories made from it (seeded segments of the genre's
 clips, spliced with latent crossfades and perturbed by smoothed noise).
 
-    python -m train_rave.latents --model models/rave/rave.ts --genres genres
-        # writes models/rave/rave.latents.pt: every library clip encoded once
+    python -m train_rave.latents --model models/rave/rave.pt --genres genres
+        # writes models/rave/rave.latents.pt: every library clip encoded once (optional: the app
+        # encodes each genre on its first request and caches it in var/cache/rave/)
 """
 from __future__ import annotations
 
@@ -315,7 +316,7 @@ def _on_beat_grid(trajs: list, frames: int, rng, *, frame_rate: float, tempo: fl
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train_rave.latents", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, required=True, help="a RAVE .ts export")
+    p.add_argument("--model", type=Path, required=True, help="a RAVE .ts export, or our rave.pt")
     p.add_argument("--genres", type=Path, default=Path("genres"))
     p.add_argument("--genre", action="append", help="only this genre (repeatable); a per-genre model takes its own")
     p.add_argument("--max-per-genre", type=int, default=0)
@@ -323,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="default: <model>.latents.pt beside the model")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = RaveExport.from_file(args.model)
+    if args.model.suffix == ".pt":  # our checkpoint, exported here (the bank then fits what the app derives)
+        from .sample import export_of
+        model = export_of(args.model)
+    else:
+        model = RaveExport.from_file(args.model)
     bank = build_bank(model, args.genres, genres=args.genre, max_per_genre=args.max_per_genre, progress=True)
     out = args.out or args.model.with_suffix(".latents.pt")
     save_bank(bank, out)

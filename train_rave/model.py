@@ -1,6 +1,8 @@
-"""The RAVE networks at a size that trains on a CPU: PQMF filter bank, convolutional variational
-encoder, convolutional decoder, multi-scale spectral loss, multi-scale discriminator, and the
-TorchScript export with the interface of official RAVE exports.
+"""The RAVE networks at a size that trains on one GPU in minutes (or a CPU in hours): PQMF filter
+bank, convolutional variational encoder, convolutional decoder with a waveform branch and a
+filtered-noise branch (RAVE v2's noise synthesiser), multi-scale discriminator, the TorchScript
+export with the interface of official RAVE exports, and the checkpoint's reader (losses:
+losses.py).
 
 Shapes: audio (batch, 1, samples); PQMF bands (batch, n_bands, samples / n_bands);
 latents (batch, latent_size, samples / ratio) with ratio = n_bands * prod(strides).
@@ -18,11 +20,12 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from melodymaker.trainkit import check_checkpoint, float_weights
+from melodymaker.trainkit import check_checkpoint, float_weights, read_checkpoint
 
-FORMAT, FORMAT_VERSION = "melodymaker-rave", 1
+FORMAT, FORMAT_VERSION = "melodymaker-rave", 2
 """rave.pt: trainkit's header, then model_args (RaveConfig), audio, genres, model (EMA weights in
-float16) and info (how it was trained). Files written before format_version read as well."""
+float16) and info (how it was trained). Version 1 files (no noise branch; the decoder's waveform
+head inside `decoder.net`) read as version 2 through `upgrade`."""
 
 
 @dataclass
@@ -31,10 +34,12 @@ class RaveConfig:
     sr: int = 22050
     n_bands: int = 16               # PQMF bands; the networks run at sr / n_bands
     pqmf_taps: int = 8              # prototype length per band: n_bands * pqmf_taps + 1 taps
-    channels: tuple = (64, 128, 192, 256)   # at the band rate, then after each stride
+    channels: tuple = (96, 192, 288, 384)   # at the band rate, then after each stride
     strides: tuple = (4, 4, 2)      # encoder downsampling (decoder upsamples in reverse)
-    latent_size: int = 16
+    latent_size: int = 32
     dilations: tuple = (1, 3, 9)    # residual stack of every decoder stage
+    noise_bands: int = 5            # filtered-noise magnitudes per PQMF band and frame; 0 = no noise branch
+    noise_strides: tuple = (2, 2, 2)  # the noise branch's frame: prod(noise_strides) band samples
 
     @property
     def ratio(self) -> int:
@@ -171,9 +176,53 @@ def reparametrize(mean: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor
     return mean + torch.randn_like(mean) * std, kl
 
 
+class NoiseSynth(nn.Module):
+    """Filtered noise per PQMF band, after RAVE v2's noise generator: strided convolutions of the
+    decoder's last hidden layer predict, for every frame of `hop` band samples, `noise_bands`
+    magnitudes per band (a zero-phase filter from the band's low edge to its high edge); each
+    frame of uniform white noise is shaped by them in the frequency domain. The decoder's small
+    waveform branch then need not fake noise (hiss) with its oscillating heads."""
+
+    def __init__(self, channels: int, n_bands: int, noise_bands: int, strides=(2, 2, 2)):
+        super().__init__()
+        if any(s % 2 for s in strides):
+            raise ValueError(f"noise strides must be even, got {strides}")
+        self.n_bands, self.noise_bands = n_bands, noise_bands
+        self.hop = int(math.prod(strides))
+        widths = [channels] * len(strides) + [n_bands * noise_bands]
+        layers = []
+        for i, s in enumerate(strides):
+            layers += [_conv(widths[i], widths[i + 1], 2 * s, stride=s, padding=s // 2)]
+            if i < len(strides) - 1:
+                layers += [nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers)
+
+    def magnitudes(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, n_bands, T / hop, noise_bands), each in [0, 2): RAVE's modified
+        sigmoid, biased by -5 so that a new branch starts nearly silent."""
+        m = 2 * torch.sigmoid(self.net(hidden) - 5).pow(2.3)
+        b, _, frames = m.shape
+        return m.reshape(b, self.n_bands, self.noise_bands, frames).transpose(2, 3)
+
+    def synthesise(self, mags: torch.Tensor) -> torch.Tensor:
+        """Magnitudes (B, n_bands, frames, noise_bands) -> band noise (B, n_bands, frames * hop)."""
+        b, m, frames, k = mags.shape
+        bins = self.hop // 2 + 1
+        if k != bins:  # the magnitudes, linearly interpolated onto the frame's FFT bins
+            mags = F.interpolate(mags.reshape(b * m, frames, k), size=bins, mode="linear",
+                                 align_corners=True).reshape(b, m, frames, bins)
+        noise = torch.rand(b, m, frames, self.hop, device=mags.device, dtype=mags.dtype) * 2 - 1
+        shaped = torch.fft.irfft(torch.fft.rfft(noise) * mags, n=self.hop)
+        return shaped.reshape(b, m, frames * self.hop)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.synthesise(self.magnitudes(hidden))
+
+
 class Decoder(nn.Module):
     """Latent -> PQMF bands: transposed-conv upsampling with dilated residual stacks, then a
-    waveform head multiplied by a sigmoid amplitude head per band (RAVE v1's generator)."""
+    waveform head (a `tanh` waveform times a `sigmoid` amplitude per band, RAVE v1's generator)
+    plus, when cfg.noise_bands, filtered noise per band (RAVE v2's noise synthesiser)."""
 
     def __init__(self, cfg: RaveConfig):
         super().__init__()
@@ -184,12 +233,22 @@ class Decoder(nn.Module):
             layers += [nn.LeakyReLU(0.2),
                        weight_norm(nn.ConvTranspose1d(ch[i + 1], ch[i], 2 * r, stride=r, padding=r // 2)),
                        ResidualStack(ch[i], cfg.dilations)]
-        layers += [nn.LeakyReLU(0.2), _conv(ch[0], 2 * cfg.n_bands, 7, padding=3)]
+        layers += [nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
+        self.wave = _conv(ch[0], 2 * cfg.n_bands, 7, padding=3)
+        self.noise = (NoiseSynth(ch[0], cfg.n_bands, cfg.noise_bands, cfg.noise_strides)
+                      if cfg.noise_bands else None)
+
+    def waveform(self, hidden: torch.Tensor) -> torch.Tensor:
+        wave, amp = self.wave(hidden).chunk(2, dim=1)
+        return torch.tanh(wave) * torch.sigmoid(amp)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        wave, amp = self.net(z).chunk(2, dim=1)
-        return torch.tanh(wave) * torch.sigmoid(amp)
+        hidden = self.net(z)
+        bands = self.waveform(hidden)
+        if self.noise is not None:
+            bands = bands + self.noise(hidden)
+        return bands
 
 
 class RAVE(nn.Module):
@@ -201,6 +260,9 @@ class RAVE(nn.Module):
             raise ValueError(f"strides must be even, got {cfg.strides}")
         if len(cfg.channels) != len(cfg.strides) + 1:
             raise ValueError("channels needs one entry more than strides")
+        if cfg.noise_bands and math.prod(cfg.strides) % math.prod(cfg.noise_strides):
+            raise ValueError(f"the noise frame {math.prod(cfg.noise_strides)} must divide the latent "
+                             f"frame's {math.prod(cfg.strides)} band samples")
         self.cfg = cfg
         self.pqmf = PQMF(cfg.n_bands, cfg.pqmf_taps)
         self.encoder = Encoder(cfg)
@@ -223,67 +285,6 @@ def fold_weight_norm(module: nn.Module) -> nn.Module:
         if parametrize.is_parametrized(m):
             parametrize.remove_parametrizations(m, "weight")
     return module
-
-
-# -- losses and discriminator ---------------------------------------------------------------------
-class MultiScaleSpectralLoss(nn.Module):
-    """RAVE's distance: over several STFT sizes, spectral convergence + L1 of log magnitudes."""
-
-    def __init__(self, sizes=(2048, 1024, 512, 256, 128)):
-        super().__init__()
-        self.sizes = sizes
-        for n in sizes:
-            self.register_buffer(f"window_{n}", torch.hann_window(n))
-
-    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        y_hat, y = y_hat.reshape(-1, y_hat.shape[-1]), y.reshape(-1, y.shape[-1])
-        loss = 0.0
-        for n in self.sizes:
-            w = getattr(self, f"window_{n}")
-            s = torch.stft(y, n, n // 4, window=w, return_complex=True).abs()
-            s_hat = torch.stft(y_hat, n, n // 4, window=w, return_complex=True).abs()
-            loss = loss + torch.linalg.norm(s - s_hat) / torch.linalg.norm(s).clamp(min=1e-7)
-            loss = loss + (torch.log(s + 1e-7) - torch.log(s_hat + 1e-7)).abs().mean()
-        return loss / len(self.sizes)
-
-
-class ScaleDiscriminator(nn.Module):
-    """MelGAN's waveform discriminator at reduced width; returns every layer's features."""
-
-    def __init__(self, width: int = 16):
-        super().__init__()
-        w = width
-        self.layers = nn.ModuleList([
-            nn.Sequential(_conv(1, w, 15, padding=7), nn.LeakyReLU(0.2)),
-            nn.Sequential(_conv(w, 4 * w, 41, stride=4, padding=20, groups=4), nn.LeakyReLU(0.2)),
-            nn.Sequential(_conv(4 * w, 16 * w, 41, stride=4, padding=20, groups=16), nn.LeakyReLU(0.2)),
-            nn.Sequential(_conv(16 * w, 16 * w, 41, stride=4, padding=20, groups=64), nn.LeakyReLU(0.2)),
-            nn.Sequential(_conv(16 * w, 16 * w, 5, padding=2), nn.LeakyReLU(0.2)),
-            _conv(16 * w, 1, 3, padding=1),
-        ])
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return features
-
-
-class MultiScaleDiscriminator(nn.Module):
-    """Scale discriminators on the waveform at 1x, 1/2x, 1/4x ... (average-pooled)."""
-
-    def __init__(self, scales: int = 2, width: int = 16):
-        super().__init__()
-        self.discriminators = nn.ModuleList(ScaleDiscriminator(width) for _ in range(scales))
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        out = []
-        for i, d in enumerate(self.discriminators):
-            if i:
-                x = F.avg_pool1d(x, 4, 2, padding=1)
-            out.append(d(x))
-        return out
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -339,12 +340,75 @@ def export(model: RAVE, metadata: str = "{}") -> torch.jit.ScriptModule:
 
 
 # -- the checkpoint ---------------------------------------------------------------------------------
+def rave_config(model_args: dict) -> RaveConfig:
+    """The RaveConfig of a checkpoint's model_args (version 1 files had no noise branch)."""
+    return from_dict(RaveConfig, {"noise_bands": 0, **model_args})
+
+
+def upgrade(ckpt: dict) -> dict:
+    """A rave.pt dict at FORMAT_VERSION: a version 1 dict gets `noise_bands: 0` and its decoder
+    head renamed from `decoder.net.<last>` to `decoder.wave`; ValueError for anything that is not
+    a RAVE checkpoint of a version this code reads."""
+    try:
+        return check_checkpoint(ckpt, FORMAT, FORMAT_VERSION, name="RAVE")
+    except ValueError as e:
+        if "format version 1;" not in str(e):
+            raise
+    args = {"noise_bands": 0, **ckpt["model_args"]}
+    head = f"decoder.net.{3 * len(args['strides']) + 2}."
+    rename = lambda k: "decoder.wave." + k[len(head):] if k.startswith(head) else k
+    return {**ckpt, "format": FORMAT, "format_version": FORMAT_VERSION, "model_args": args,
+            "model": {rename(k): v for k, v in ckpt["model"].items()}}
+
+
+def read(path) -> dict:
+    """rave.pt at `path` (tensors on the CPU, no code run), upgraded to FORMAT_VERSION;
+    FileNotFoundError, or ValueError naming what is wrong (unreadable, not RAVE, a newer version)."""
+    try:
+        return read_checkpoint(path, FORMAT, FORMAT_VERSION, name="RAVE")
+    except ValueError as e:
+        if "format version 1;" not in str(e):
+            raise
+    return upgrade(read_checkpoint(path, FORMAT, 1, name="RAVE"))
+
+
 def model_from_checkpoint(ckpt: dict) -> RAVE:
-    """The network (float32, eval mode) of a rave.pt dict; ValueError for anything else."""
-    check_checkpoint(ckpt, FORMAT, FORMAT_VERSION, name="RAVE")
-    model = RAVE(from_dict(RaveConfig, ckpt["model_args"]))
+    """The network (float32, eval mode) of a rave.pt dict (any version `upgrade` reads);
+    ValueError for anything else."""
+    ckpt = upgrade(ckpt)
+    model = RAVE(rave_config(ckpt["model_args"]))
     model.load_state_dict(float_weights(ckpt["model"]))
     return model.eval()
+
+
+def adapt_weights(model: RAVE, weights: dict, source: RaveConfig) -> dict:
+    """Load `weights` (a state dict of a `source`-shaped RAVE) into `model` wherever they fit, for
+    training on from a checkpoint of another shape. Equal shapes are copied; a wider latent keeps
+    the source's dimensions first (the encoder's mean and scale rows, the decoder's first input
+    columns; the decoder's new columns start at zero, so the output is unchanged until they are
+    trained); everything else (a new noise branch) keeps its fresh initialisation. Returns
+    {"copied", "widened", "new"}: the tensor names of each kind."""
+    state, done = model.state_dict(), {"copied": [], "widened": [], "new": []}
+    old_l, new_l = source.latent_size, model.cfg.latent_size
+    for name, target in state.items():
+        w = weights.get(name)
+        if w is not None and w.shape == target.shape:
+            target.copy_(w)
+            done["copied"].append(name)
+        elif (w is not None and name.startswith("encoder.") and w.shape[0] == 2 * old_l
+              and target.shape[0] == 2 * new_l and w.shape[1:] == target.shape[1:] and new_l > old_l):
+            target[:old_l].copy_(w[:old_l])                            # means
+            target[new_l: new_l + old_l].copy_(w[old_l:])              # scales
+            done["widened"].append(name)
+        elif (w is not None and name.startswith("decoder.net.0.") and w.dim() == 3 and w.shape[1] == old_l
+              and target.shape[1] == new_l and new_l > old_l and w.shape[0] == target.shape[0]):
+            target.zero_()
+            target[:, :old_l].copy_(w)
+            done["widened"].append(name)
+        else:
+            done["new"].append(name)
+    model.load_state_dict(state)
+    return done
 
 
 def metadata_json(ckpt: dict) -> str:

@@ -1,18 +1,21 @@
 """Make audio with RAVE exports: genre + length + seed -> a latent trajectory of the genre's own
 material (see latents.py) -> decode -> resample to the app's rate.
 
-    python -m train_rave.sample --checkpoint models/rave/rave.ts --genre jazz --length 20 \
+    python -m train_rave.sample --checkpoint models/rave --genre jazz --length 20 \
         --seed 7 --out jazz.wav [--variation 0.15]
 
---checkpoint takes a `.ts` export (ours or official) or our `rave.pt` (scripted in memory); its
-latent bank is `<stem>.latents.pt` beside it (made by training, or by `python -m
-train_rave.latents`), and is encoded from --genres on the fly when missing.
-A folder (models/rave) serves one multi-genre export `rave.ts` and/or per-genre exports
-`<genre>.ts`: a genre with its own export uses it, every other genre the multi-genre one.
+--checkpoint takes a `.ts` export (ours or official) or our `rave.pt` (scripted by this
+machine's torch); its latent bank is `<stem>.latents.pt` beside it (`python -m
+train_rave.latents`), and is encoded from --genres on first use when missing or made by another
+model. A folder (models/rave) serves our `rave.pt` (its export derived on first start and cached)
+or a multi-genre export `rave.ts`, and/or per-genre exports `<genre>.ts`: a genre with its own
+export uses it, every other genre the multi-genre one. A per-genre export with no library clips
+of its genre to draw latents from generates from its prior (N(0, 1) latents).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import threading
@@ -23,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from melodymaker.trainkit import read_checkpoint
+from melodymaker.trainkit import atomic_save
 
 from .latents import RaveExport, bank_fits, build_bank, file_digest, genre_trajectory, load_bank, save_bank
-from .model import FORMAT, FORMAT_VERSION, export, metadata_json, model_from_checkpoint
+from .model import FORMAT, export, metadata_json, model_from_checkpoint, read
 
 MULTI = "rave"          # the stem of the multi-genre export
 VARIATION = 0.15        # latent noise, in units of each dimension's spread in the genre
+PRIOR = "prior: N(0, 1) latents of the genre's own export (no library clips of the genre)"
 
 
 class GenreRave:
@@ -43,6 +47,7 @@ class GenreRave:
             raise FileNotFoundError("no RAVE export to load")
         self.models, self.banks = models, dict(banks or {})
         self.genres_dir, self.cache_dir = genres_dir, cache_dir
+        self._prior: set[str] = set()   # per-genre exports found without library clips: their prior
         self._lock = threading.Lock()
 
     # -- the parts of one generation -------------------------------------------------------------
@@ -53,9 +58,10 @@ class GenreRave:
             return MULTI, self.models[MULTI]
         raise LookupError(f"no RAVE export for {genre}: add models/rave/{genre}.ts or a multi-genre rave.ts")
 
-    def genre_latents(self, key: str, model: RaveExport, genre: str) -> dict:
-        """{"names", "latents"} of the genre's library clips under this export: from its bank,
-        else encoded now from the library (once; kept in memory and in the cache folder)."""
+    def genre_latents(self, key: str, model: RaveExport, genre: str, progress=None) -> dict | None:
+        """{"names", "latents", ...} of the genre's library clips under this export: from its bank,
+        else encoded now from the library (once; kept in memory and in the cache folder). None for
+        a per-genre export when the library has no clips of its genre: it generates from its prior."""
         with self._lock:
             bank = self.banks.get(key)
             if bank is not None and genre in bank["genres"]:
@@ -69,17 +75,45 @@ class GenreRave:
                     self.banks[key] = bank
                     if genre in bank["genres"]:
                         return bank["genres"][genre]
-            if self.genres_dir is None:
-                raise LookupError(f"no latents of {genre} for {model.path.name if model.path else key} "
-                                  "and no library to encode them from")
-            built = build_bank(model, self.genres_dir, genres=[genre])
+            if key in self._prior:
+                return None
+            built = {"genres": {}}
+            if self._library_has(genre):
+                if progress is not None:
+                    progress(0.03, f"encoding the library's {genre} clips with this model (first use; cached)")
+                built = build_bank(model, self.genres_dir, genres=[genre])
             if genre not in built["genres"]:
+                if key == genre:  # a per-genre export: its prior is the genre's
+                    self._prior.add(key)
+                    return None
+                if self.genres_dir is None:
+                    raise LookupError(f"no latents of {genre} for {model.path.name if model.path else key} "
+                                      "and no library to encode them from")
                 raise LookupError(f"the library has no readable {genre} clips to draw RAVE latents from")
             bank = self.banks.setdefault(key, {**built, "genres": {}})
             bank["genres"][genre] = built["genres"][genre]
             if cached is not None:
                 save_bank(bank, cached)
             return bank["genres"][genre]
+
+    def genre_source(self, genre: str) -> str:
+        """Where the genre's latents come from, in words (the capability table shows it)."""
+        try:
+            key, model = self.model_for(genre)
+        except LookupError as e:
+            return f"unavailable: {e.args[0]}"
+        bank = self.banks.get(key)
+        if bank is not None and genre in bank["genres"]:
+            return f"library latents of {len(bank['genres'][genre]['names'])} clips ({model.describe()['file']})"
+        if key not in self._prior and self._library_has(genre):
+            return f"library latents, encoded on first use ({model.describe()['file']})"
+        return PRIOR if key == genre else "unavailable: no library clips of the genre"
+
+    def _library_has(self, genre: str) -> bool:
+        """The library has a folder of the genre (any case) with files in it."""
+        root = Path(self.genres_dir) if self.genres_dir is not None else None
+        return root is not None and root.is_dir() and any(
+            d.is_dir() and d.name.lower() == genre and any(d.iterdir()) for d in root.iterdir())
 
     def _cache_path(self, key: str, model: RaveExport) -> Path | None:
         if self.cache_dir is None:
@@ -103,21 +137,26 @@ class GenreRave:
         progress = progress or (lambda f, m="": None)
         key, model = self.model_for(genre)
         progress(0.02, "gathering the genre's latents")
-        material = self.genre_latents(key, model, genre)
+        material = self.genre_latents(key, model, genre, progress)
         n_model = math.ceil(n_samples * model.sr / sr) + 2 * model.ratio
         frames = math.ceil(n_model / model.ratio)
-        z, used = genre_trajectory(material["latents"], frames, seed, frame_rate=model.frame_rate,
-                                   variation=variation, tempo=tempo, tempos=material.get("tempos"),
-                                   first_beats=material.get("first_beats"))
+        if material is None:  # a per-genre export without library clips: its prior
+            z = np.random.default_rng(seed).standard_normal((model.latent_size, frames)).astype(np.float32)
+            used, material = [], {"names": []}
+        else:
+            z, used = genre_trajectory(material["latents"], frames, seed, frame_rate=model.frame_rate,
+                                       variation=variation, tempo=tempo, tempos=material.get("tempos"),
+                                       first_beats=material.get("first_beats"))
         progress(0.1, "decoding")
         y = model.decode(z, seed=seed, progress=lambda f: progress(0.1 + 0.8 * f, "decoding"))
         y = resample(y, model.sr, sr)
-        info = {"model": model.describe(), "variation": variation}
+        info = {"model": model.describe(), "variation": variation,
+                "genre_from": "library latents" if material["names"] else PRIOR}
         if tempo:
             gridded = any("rate" in u for u in used)
             info["tempo"] = tempo
-            info["tempo_by"] = ("latent time-stretch on the beat grid" if gridded
-                                else "phase vocoder (the latent bank has no clip tempi)")
+            info["tempo_by"] = ("latent time-stretch on the beat grid" if gridded else
+                                "phase vocoder (no clip tempi: " + ("prior latents)" if not used else "an older bank)"))
             if not gridded:
                 from melodymaker.audio import conform_tempo
                 y, info["tempo_conform"] = conform_tempo(y, sr, tempo)
@@ -131,13 +170,14 @@ class GenreRave:
 
 # -- loading ----------------------------------------------------------------------------------------
 def load(path: str | Path, *, genres_dir: Path | None = None, cache_dir: Path | None = None) -> GenreRave:
-    """The sampler of a RAVE model folder (models/rave): its `rave.ts` (multi-genre) and
-    `<genre>.ts` exports with their latent banks; a single other `.ts` is taken as the
-    multi-genre export, and file names match genres case-insensitively. Given a file instead: one
-    `.ts` export (ours or official), or our `rave.pt` scripted in memory. Latents missing from a
-    bank are encoded from `genres_dir` on first use and kept in `cache_dir`."""
+    """The sampler of a RAVE model folder (models/rave): our `rave.pt` (exported on first start by
+    this machine's torch, cached in `cache_dir`/rave) or a multi-genre `rave.ts`, and `<genre>.ts`
+    exports, with their latent banks; a single other `.ts` is taken as the multi-genre export, and
+    file names match genres case-insensitively. Given a file instead: one `.ts` export (ours or
+    official), or our `rave.pt`. Latents missing from a bank are encoded from `genres_dir` on first
+    use and kept in `cache_dir`."""
     path = Path(path)
-    models = _exports_in(path) if path.is_dir() else {MULTI: _export_of(path)}
+    models = _exports_in(path, cache_dir) if path.is_dir() else {MULTI: export_of(path, cache_dir)}
     banks = {}
     for key, model in models.items():
         bank_path = model.path.with_name(model.path.stem + ".latents.pt")
@@ -148,28 +188,60 @@ def load(path: str | Path, *, genres_dir: Path | None = None, cache_dir: Path | 
     return GenreRave(models, banks=banks, genres_dir=genres_dir, cache_dir=cache_dir)
 
 
-def _exports_in(folder: Path) -> dict[str, RaveExport]:
+def _exports_in(folder: Path, cache_dir: Path | None = None) -> dict[str, RaveExport]:
     from melodymaker.options import GENRES
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() == ".ts" and p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no RAVE export (*.ts) in {folder}")
+    ours = folder / f"{MULTI}.pt"
+    if not files and not ours.is_file():
+        raise FileNotFoundError(f"no RAVE checkpoint (rave.pt) or export (*.ts) in {folder}")
     chosen = {p.stem.lower(): p for p in files if p.stem.lower() in GENRES or p.stem.lower() == MULTI}
     others = [p for p in files if p.stem.lower() not in chosen]
-    if MULTI not in chosen and len(others) == 1:
+    if MULTI not in chosen and len(others) == 1 and not ours.is_file():
         chosen[MULTI] = others[0]
-    if not chosen:
-        raise FileNotFoundError(f"no rave.ts or <genre>.ts in {folder} (found {', '.join(p.name for p in files)})")
-    return {key: RaveExport.from_file(path) for key, path in chosen.items()}
+    if not chosen and not ours.is_file():
+        found = ", ".join(p.name for p in files)
+        raise FileNotFoundError(f"no rave.pt, rave.ts or <genre>.ts in {folder} (found {found})")
+    models = {key: RaveExport.from_file(path) for key, path in chosen.items()}
+    if ours.is_file() and (MULTI not in models or _made_from(models[MULTI], ours)):
+        models[MULTI] = export_of(ours, cache_dir)   # an official rave.ts beside our rave.pt wins
+    return models
 
 
-def _export_of(path: Path) -> RaveExport:
+def _made_from(model: RaveExport, checkpoint: Path) -> bool:
+    """The export is one of ours (its metadata names our format): rave.pt beside it is the source."""
+    try:
+        return json.loads(model.module.metadata).get("format") == FORMAT
+    except (AttributeError, RuntimeError, ValueError):
+        return False
+
+
+def export_of(path: Path, cache_dir: Path | None = None) -> RaveExport:
+    """A `.ts` export as it is, or our `rave.pt` scripted by this machine's torch: read from
+    `cache_dir`/rave/<stem>-<digest of rave.pt>-torch<version>.ts when an earlier start made it,
+    else exported now (and saved there). A derived export describes itself as the rave.pt it came
+    from (file name and digest), so latent banks made from that rave.pt fit it."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no RAVE checkpoint at {path}")
     if path.suffix != ".pt":
         return RaveExport.from_file(path)
-    ckpt = read_checkpoint(path, FORMAT, FORMAT_VERSION, name="RAVE")
-    model = RaveExport(export(model_from_checkpoint(ckpt), metadata_json(ckpt)))
-    model.path = path
+    digest = file_digest(path)
+    cached = (Path(cache_dir) / "rave" / f"{path.stem}-{digest}-torch{torch.__version__.split('+')[0]}.ts"
+              if cache_dir is not None else None)
+    module = None
+    if cached is not None and cached.is_file():
+        try:
+            module = torch.jit.load(str(cached), map_location="cpu")
+        except RuntimeError:  # a damaged cache file is made again
+            module = None
+    if module is None:
+        ckpt = read(path)
+        module = export(model_from_checkpoint(ckpt), metadata_json(ckpt))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save(cached, module)
+    model = RaveExport(module)
+    model.path, model.digest = path, digest
     return model
 
 
@@ -222,13 +294,14 @@ def _timed(fn, *args) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train_rave.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=Path("models/rave/rave.ts"),
-                   help="a .ts export, our rave.pt, or a folder of rave.ts / <genre>.ts")
+    p.add_argument("--checkpoint", type=Path, default=Path("models/rave"),
+                   help="our rave.pt, a .ts export, or a folder of rave.pt / rave.ts / <genre>.ts")
     p.add_argument("--genre")
     p.add_argument("--length", type=float, default=10.0, help="seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variation", type=float, default=VARIATION)
     p.add_argument("--genres", type=Path, default=Path("genres"), help="library, for latents not in a bank")
+    p.add_argument("--cache", type=Path, help="keep derived exports and latents here (the app uses var/cache)")
     p.add_argument("--sr", type=int, default=22050)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, help="a .wav file")
@@ -238,11 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead of sampling: genre fit of library latents vs N(0, 1) latents, written here")
     args = p.parse_args(argv)
     if args.fit_check:
-        import json
-
         from melodymaker.classify import load_classifier
         torch.set_num_threads(args.threads)
-        rave = load(args.checkpoint, genres_dir=args.genres)
+        rave = load(args.checkpoint, genres_dir=args.genres, cache_dir=args.cache)
         report = genre_fit_check(rave, load_classifier(Path("models/classifier")))
         args.fit_check.write_text(json.dumps(report, indent=1))
         print(json.dumps(report))
@@ -250,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark:
         rave = load(args.checkpoint)
         report = benchmark_decode(rave.models[MULTI])
-        import json
         args.benchmark.write_text(json.dumps(report, indent=1))
         print(json.dumps(report["realtime_factor_by_threads"]))
         return 0
@@ -263,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--length must be within 0-600 s")
     torch.set_num_threads(args.threads)
     import soundfile as sf
-    rave = load(args.checkpoint, genres_dir=args.genres)
+    rave = load(args.checkpoint, genres_dir=args.genres, cache_dir=args.cache)
     n = round(args.length * args.sr)
     t = time.perf_counter()
     y, info = rave.generate(args.genre, n, sr=args.sr, seed=args.seed, variation=args.variation)

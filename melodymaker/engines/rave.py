@@ -1,7 +1,10 @@
 """The rave mode: RAVE TorchScript exports (official `rave export` files or train_rave's own)
-decode latent trajectories drawn from the requested genre's library clips. The exports live in
-models/rave/: `rave.ts` (multi-genre) and/or `<genre>.ts` (per genre), each with an optional
-`<stem>.latents.pt` bank beside it (encoded from genres/ on first use when missing)."""
+decode latent trajectories drawn from the requested genre's library clips. models/rave/ ships our
+`rave.pt` (its export is made by this machine's torch on first start and cached in
+var/cache/rave/) and may hold `rave.ts` (an official multi-genre export) and/or `<genre>.ts` (per
+genre), each with an optional `<stem>.latents.pt` bank beside it; latents missing from a bank are
+encoded from genres/ on a genre's first request (and cached). A per-genre export with no library
+clips of its genre generates from its prior, N(0, 1) latents; `describe()` says per genre."""
 from __future__ import annotations
 
 import os
@@ -29,6 +32,11 @@ class RaveEngine(Engine):
     def __init__(self, rave, folder: Path, *, variation: float):
         self.rave, self.folder, self.variation = rave, folder, variation
 
+    def describe(self) -> dict:
+        """The capability table's entry, with where each genre's latents come from."""
+        from ..options import GENRES
+        return {**super().describe(), "genre_from": {g: self.rave.genre_source(g) for g in GENRES}}
+
     def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         n = round(request.length * SAMPLE_RATE)
@@ -44,7 +52,8 @@ class RaveEngine(Engine):
 
 
 def load(settings, library=None, *, variation: float | None = None) -> RaveEngine:
-    """The engine with every export in models/rave loaded once; FileNotFoundError when there is none.
+    """The engine with every model in models/rave loaded once (rave.pt exported on first start);
+    FileNotFoundError when there is none.
 
     variation: latent noise in units of the genre's spread (default 0.15; the environment
     variable MELODYMAKER_RAVE_VARIATION sets it for a server)."""
