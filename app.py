@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from melodymaker import formats
 from melodymaker import options as opt
-from melodymaker.errors import Busy, InvalidRequest, MelodyMakerError
+from melodymaker.errors import InvalidRequest, MelodyMakerError, QueueUnavailable
 from melodymaker.openapi import spec
 from melodymaker.request import GenerationRequest
 from melodymaker.service import Service
@@ -130,7 +130,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # -- errors: JSON everywhere ------------------------------------------------------------------
     @app.errorhandler(MelodyMakerError)
     def user_error(e: MelodyMakerError):
-        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, Busy) else {}
+        retry = getattr(e, "retry_after", None)  # a full queue (429), an unreachable one (503)
+        headers = {"Retry-After": str(retry)} if retry else {}
         return jsonify({"status": "error", "message": e.message, "field": e.field}), e.status, headers
 
     @app.errorhandler(HTTPException)
@@ -175,6 +176,11 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _job_error(job) -> MelodyMakerError:
+    if not job.finished:  # still queued or running when /generate stopped waiting
+        e = MelodyMakerError(f"the generation is still {job.status} after the server's wait; "
+                             f"follow it at /api/tracks/{job.id}", field=None)
+        e.status = 504
+        return e
     if job.status == "cancelled":
         e = MelodyMakerError("the generation was cancelled before it finished")
         e.status = 409
@@ -226,7 +232,10 @@ def main(argv: list[str] | None = None) -> None:
                         default=bool(os.environ.get("CI") or os.environ.get("MELODYMAKER_NO_BROWSER")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app()
+    try:
+        app = create_app()
+    except (QueueUnavailable, ValueError) as e:  # e.g. MELODYMAKER_QUEUE names a Redis that is down
+        raise SystemExit(f"MelodyMaker cannot start: {getattr(e, 'message', e)}") from None
     service = app.extensions["melodymaker"]
     service.share_cores()
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}/"

@@ -49,7 +49,9 @@ class MDCTDataset:
 
     @classmethod
     def build(cls, genres_dir: str | Path, *, hop: int = 256, alpha: float = 0.5,
-              max_per_genre: int = 0, progress: bool = True) -> "MDCTDataset":
+              max_per_genre: int = 0, progress: bool = True, rank=None) -> "MDCTDataset":
+        """rank (melodymaker.distributed.Rank, under torchrun): read only this rank's shard of the
+        clips; the per-bin scale is still the whole library's (its sums added over the ranks)."""
         from tqdm import tqdm
         library = Library(Path(genres_dir)).scan()
         mdct = MDCT(hop)
@@ -58,6 +60,9 @@ class MDCTDataset:
                            else library.genre_clips(g))]
         if not clips:
             raise SystemExit(f"no audio found in {genres_dir} (expected {genres_dir}/<genre>/<file>)")
+        if rank is not None and rank.distributed:
+            from melodymaker.distributed import shard
+            clips = shard(clips, rank)
         raw, labels, names = [], [], []
         for label, clip in tqdm(clips, desc="mdct", disable=not progress):
             try:
@@ -70,7 +75,11 @@ class MDCTDataset:
             labels.append(label)
             names.append(clip.key)
         cat = torch.cat(raw, dim=1)
-        bin_std = cat.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)
+        if rank is not None and rank.distributed:
+            sums = rank.sum(torch.cat([cat.double().pow(2).sum(dim=1), torch.tensor([float(cat.shape[1])])]))
+            bin_std = (sums[:-1] / sums[-1]).sqrt().float().clamp_min(1e-5)
+        else:
+            bin_std = cat.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)
         frames = [(c / bin_std[:, None]).half() for c in raw]
         return cls(frames, labels, names, bin_std, alpha, hop, library)
 

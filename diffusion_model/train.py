@@ -4,10 +4,14 @@
     python -m diffusion_model.train --genres genres --out models/ddim --device cuda \
         --channels 256,384,512 --blocks 2 --batch-size 32 --steps 200000           # a GPU, large
 
+    torchrun --standalone --nproc_per_node 2 -m diffusion_model.train --genres genres --out models/ddim
+
 Writes <out>/ddim.pt (EMA weights in half precision: what the app serves), <out>/card.json and
 <out>/train_state.pt (everything needed to resume; not shipped). Run the same command again to
 continue from train_state.pt up to --steps. Losses go to <out>/log.csv and, when the tensorboard
-package is installed, to <out>/tb/.
+package is installed, to <out>/tb/. Under torchrun (DistributedDataParallel: gloo on the CPU, nccl
+on GPUs) each rank reads its shard of the library, --batch-size is per rank, and rank 0 alone
+writes; melodymaker/distributed.py says how.
 """
 from __future__ import annotations
 
@@ -21,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from melodymaker import distributed
 from melodymaker.options import GENRES, SAMPLE_RATE
 from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomic_save, checkpoint_header,
                                   config_from_args, ema_update, half_weights, read_card, run_command, save_card,
-                                  set_lr, training_device)
+                                  set_lr)
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
@@ -114,7 +119,7 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
 
 
 def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
-               wall: float, device: str, losses: dict, argv: list[str]) -> None:
+               wall: float, device: str, losses: dict, argv: list[str], *, used: dict | None = None) -> None:
     from melodymaker.classify.card import library_facts
     card = read_card(out)
     clips = {g: [c for c in ds.library.genre_clips(g)] for g in GENRES}
@@ -126,7 +131,7 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
         "checkpoint_bytes": (out / CHECKPOINT).stat().st_size if (out / CHECKPOINT).exists() else None,
         "parameters": count_parameters(net),
         "library": {**library_facts(Path(cfg.genres), clips, ds.library, []),
-                    "used": len(ds.frames), "seconds": round(clip_seconds(ds), 1)},
+                    **(used or {"used": len(ds.frames), "seconds": round(clip_seconds(ds), 1)})},
         "training": {"steps": step, "batch_size": cfg.batch_size, "window_frames": cfg.frames,
                      "window_seconds": round(cfg.frames * cfg.hop / SAMPLE_RATE, 3),
                      "wall_seconds": round(wall, 1), "device": device,
@@ -143,12 +148,15 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     argv = list(argv or [])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = str(training_device(cfg.device))
+    rank = distributed.setup(cfg.device)           # one process, or this rank of torchrun's
+    device = str(rank.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
     ds = MDCTDataset.build(cfg.genres, hop=cfg.hop, alpha=cfg.alpha, max_per_genre=cfg.max_per_genre,
-                           progress=cfg.progress)
+                           progress=cfg.progress and rank.main, rank=rank)
+    used = {"used": int(rank.sum(len(ds.frames))), "seconds": round(rank.sum(clip_seconds(ds)), 1),
+            **({"ranks": rank.world} if rank.distributed else {})}
     net = UNet1D(model_config(cfg)).to(device)
     if cfg.frames % net.multiple:
         raise SystemExit(f"--frames must be a multiple of {net.multiple}")
@@ -156,7 +164,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = distributed.rank_generator(cfg.seed, rank)
     step, wall = 0, 0.0
     state_path = out / STATE
     if state_path.exists():
@@ -164,10 +172,15 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
         step, wall = state["step"], state["wall"]
+        if rank.main:                              # the saved generator is rank 0's
+            gen.set_state(state["gen"])
+        else:
+            gen = distributed.rank_generator(cfg.seed, rank, step)
         ds.bin_std = state["bin_std"]  # the statistics the run started with
-        print(f"resuming from {state_path} at step {step}")
+        if rank.main:
+            print(f"resuming from {state_path} at step {step}")
+    trained = distributed.wrap(net, rank)          # the forward passes that learn go through DDP
     # a fixed probe batch: the same windows, times and noise at every check, so its loss is comparable
     pgen = torch.Generator().manual_seed(12345)
     probe_x, probe_y = ds.batch(16, cfg.frames, pgen)
@@ -183,28 +196,30 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         return float(loss)
 
     log = LossLog(out / LOG, ["step", "loss", "probe_loss", "lr", "seconds"], append=True,
-                  tensorboard=out / "tb", scalars=("loss", "probe_loss", "lr"))
+                  tensorboard=out / "tb", scalars=("loss", "probe_loss", "lr")) if rank.main else distributed.NoLog()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
 
     def save(losses: dict) -> None:
+        if not rank.main:
+            return
         atomic_save(state_path, {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                                  "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
                                  "config": asdict(cfg)})
         atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step))
-        write_card(cfg, out, ds, net, step, wall, device, losses, argv)
+        write_card(cfg, out, ds, net, step, wall, device, losses, argv, used=used)
 
     losses = {"probe_loss_start": probe()} if step == 0 else {}
     if step == 0:
         log.write({"step": 0, "probe_loss": losses["probe_loss_start"], "lr": 0.0, "seconds": 0.0})
-    clock, recent = Clock(cfg, step, wall, desc="ddim", progress=cfg.progress), []
+    clock, recent = Clock(cfg, step, wall, desc="ddim", progress=cfg.progress and rank.main), []
     net.train()
     try:
-        while clock.running and not stop["now"]:
+        while clock.running and not rank.any(stop["now"]):
             lr = cfg.lr * min(1.0, (clock.step + 1) / max(1, cfg.warmup))
             set_lr(opt, lr)
             x0, labels = ds.batch(cfg.batch_size, cfg.frames, gen)
-            loss = diffusion_loss(net, x0.to(device), labels.to(device), gen,
+            loss = diffusion_loss(trained, x0.to(device), labels.to(device), gen,
                                   cond_drop=cfg.cond_drop, context_prob=cfg.context_prob)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -215,7 +230,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             ema_update(ema, net, step, cfg.ema)
             recent.append(loss.item())
             if clock.log_due:
-                row = {"step": step, "loss": sum(recent) / len(recent), "lr": lr, "seconds": round(wall, 1)}
+                row = {"step": step, "loss": rank.mean({"loss": sum(recent) / len(recent)})["loss"], "lr": lr,
+                       "seconds": round(wall, 1)}
                 if step % cfg.save_every == 0 or step == cfg.steps:
                     row["probe_loss"] = probe()
                 log.write(row)
@@ -226,14 +242,16 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                 recent = []
             if step % cfg.save_every == 0:
                 save(losses)
-            if clock.time_is_up():
+            if rank.any(clock.time_is_up()):
                 break
     except KeyboardInterrupt:
         print("interrupted: saving")
     clock.close()
     losses["probe_loss"] = round(probe(), 5)
     save(losses)
-    print(f"step {step}: probe loss {losses['probe_loss']:.4f}; wrote {out / CHECKPOINT}")
+    if rank.main:
+        print(f"step {step}: probe loss {losses['probe_loss']:.4f}; wrote {out / CHECKPOINT}")
+    distributed.finish(rank, net, ema)             # every rank holds the same weights, or it says so
     return {"step": step, "losses": losses, "out": str(out)}
 
 

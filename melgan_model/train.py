@@ -2,10 +2,14 @@
 interleaved in one loop, resumable from the last checkpoint.
 
     python -m melgan_model.train --genres genres --out models/melgan --max-minutes 60
+    torchrun --standalone --nproc_per_node 2 -m melgan_model.train --genres genres --out models/melgan
 
 Writes out/train_state.pt (everything needed to resume: networks, optimisers, RNG, step),
 out/melgan.pt (what sampling needs: EMA generator, vocoder, mel settings, normalisation),
-out/losses.csv, and out/card.json. Run it again to continue where it stopped.
+out/losses.csv, and out/card.json. Run it again to continue where it stopped. Under torchrun
+(DistributedDataParallel, melodymaker/distributed.py) every rank decodes the library and fits the
+same normalisation, trains on its shard of the clips (batch sizes are per rank), and rank 0 alone
+writes.
 """
 from __future__ import annotations
 
@@ -17,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melodymaker import distributed
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, atomic_save, carry_figures, checkpoint_header,
                                   ema_update, evaluate_section, ints, load_clips, load_resume, markdown_benchmark,
                                   markdown_losses, markdown_notes, markdown_training, read_card, restore,
-                                  run_info, save_card, set_lr, split_args, trainer_parser, training_device,
-                                  training_state)
+                                  run_info, save_card, set_lr, split_args, trainer_parser, training_state)
 from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
@@ -173,7 +177,7 @@ def gan_step(G: MelGenerator, D: MelDiscriminator, opt_g, opt_d, batches: Batche
     """The mel GAN: hinge loss, projection + auxiliary genre head, feature matching."""
     real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
     real, genre = real.to(device), genre.to(device)
-    z, zg = G.noise(len(genre), cfg.gan_frames, generator=rng)
+    z, zg = distributed.unwrap(G).noise(len(genre), cfg.gan_frames, generator=rng)
     fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
     lr_, cr, _ = D(real, genre)
     lf, _, _ = D(fake.detach(), genre)
@@ -220,7 +224,8 @@ def vocoder_step(V: Vocoder, MSD: MultiScaleDiscriminator, opt_v, opt_msd, stft,
 def main(argv: list[str] | None = None) -> int:
     cfg, opts = parse_args(argv)
     torch.set_num_threads(max(1, cfg.threads))
-    device = training_device(cfg.device)
+    rank = distributed.setup(cfg.device)           # one process, or this rank of torchrun's
+    device = rank.device
     from melodymaker.options import GENRES
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if opts.card_only:
         if resume is None:
             raise SystemExit(f"--card-only needs a trained {out / STATE}")
-        write_card(out, held, cfg, evaluate_json=opts.evaluate_json)
+        if rank.main:
+            write_card(out, held, cfg, evaluate_json=opts.evaluate_json)
         return 0
 
     norm = MelNorm.from_state(resume["norm"]) if resume else MelNorm.fit(
@@ -253,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     opt_msd = torch.optim.Adam(MSD.parameters(), cfg.lr_v, betas=(0.5, 0.9))
     parts = {"generator": G, "generator_ema": G_ema, "discriminator": D, "vocoder": V,
              "vocoder_discriminator": MSD, "opt_g": opt_g, "opt_d": opt_d, "opt_v": opt_v, "opt_msd": opt_msd}
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = distributed.rank_generator(cfg.seed, rank)
     step, wall = 0, 0.0
     if resume:
         step, wall = restore(resume, parts, rng)
         set_lr(opt_v, cfg.lr_v)  # the schedule may change on resume
+        if not rank.main:                          # the saved generator is rank 0's
+            rng = distributed.rank_generator(cfg.seed, rank, step)
+    trained = {k: distributed.wrap(m, rank) for k, m in (("G", G), ("D", D), ("V", V), ("MSD", MSD))}
     info = run_info("melgan_model.train", argv, resume and resume["info"], config=asdict(cfg), library=library,
                     device=str(device), threads=cfg.threads,
                     params={"mel_generator": count_params(G), "mel_discriminator": count_params(D),
@@ -265,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     last: dict = {}
 
     def checkpoint() -> None:
+        if not rank.main:
+            return
         state = training_state(
             parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, mel=mel.asdict(),
             norm=norm.state(), genres=list(GENRES), generator_args=config_dict(gcfg),
@@ -273,33 +284,37 @@ def main(argv: list[str] | None = None) -> int:
         atomic_save(out / STATE, state)
         atomic_save(out / CHECKPOINT, inference_checkpoint(state))
 
-    batches = Batches(train, norm, mel.hop, rng)
+    batches = Batches(distributed.shard(train, rank), norm, mel.hop, rng)
     stft = MultiResolutionSTFTLoss().to(device)
-    log = LossLog(out / LOSSES, COLUMNS, append=bool(resume), tensorboard=out / "tensorboard", scalars=COLUMNS[2:])
+    log = LossLog(out / LOSSES, COLUMNS, append=bool(resume), tensorboard=out / "tensorboard",
+                  scalars=COLUMNS[2:]) if rank.main else distributed.NoLog()
     means = RunningMeans(COLUMNS[2:], ndigits=4)
-    clock = Clock(cfg, step, wall, desc="melgan")
+    clock = Clock(cfg, step, wall, desc="melgan", progress=rank.main)
     gan_losses = dict.fromkeys(("d_hinge", "d_ac", "g_adv", "g_fm", "g_ac"), torch.zeros(()))
     while clock.running:
         gan_now = clock.step % max(1, cfg.gan_every) == 0
         for _ in range(cfg.gan_per_step if gan_now else 0):
-            gan_losses = gan_step(G, D, opt_g, opt_d, batches, cfg, rng, device)
+            gan_losses = gan_step(trained["G"], trained["D"], opt_g, opt_d, batches, cfg, rng, device)
             ema_update(G_ema, G, clock.step, cfg.ema)
-        voc_losses = vocoder_step(V, MSD, opt_v, opt_msd, stft, batches, cfg, clock.step >= cfg.voc_adv_start, device)
+        voc_losses = vocoder_step(trained["V"], trained["MSD"], opt_v, opt_msd, stft, batches, cfg,
+                                  clock.step >= cfg.voc_adv_start, device)
         clock.tick()
         means.add({**(gan_losses if gan_now else {}), **voc_losses})  # mel-GAN losses only when it learned
         if clock.log_due:
-            last = means.take()
+            last = {k: round(v, 4) for k, v in rank.mean(means.take()).items()}
             log.write({"step": clock.step, "wall_min": round(clock.wall / 60, 2), **last})
             clock.bar.set_postfix(d=last["d_hinge"], g=last["g_adv"], ac=last["g_ac"], stft=last["v_stft"])
         if clock.save_due:
             checkpoint()
-        if clock.time_is_up():
+        if rank.any(clock.time_is_up()):
             break
     clock.close()
     if means.pending:
-        last = means.take()
+        last = {k: round(v, 4) for k, v in rank.mean(means.take()).items()}
     checkpoint()
-    write_card(out, held, cfg)
+    if rank.main:
+        write_card(out, held, cfg)
+    distributed.finish(rank, G, G_ema, D, V, MSD)   # every rank holds the same weights, or it says so
     return 0
 
 

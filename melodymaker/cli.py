@@ -27,7 +27,8 @@ def _generate(args: argparse.Namespace) -> int:
     request = GenerationRequest.parse({
         "genre": args.genre, "instruments": args.instruments, "tempo": args.tempo,
         "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt})
-    service = Service(Settings.from_env(genres_dir=args.genres), with_store=False)
+    # generates here, in this process, whatever queue MELODYMAKER_QUEUE names for the server
+    service = Service(Settings.from_env(genres_dir=args.genres, queue=""), with_store=False)
 
     def progress(fraction: float, message: str = "") -> None:
         if not args.quiet:
@@ -101,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("evaluate", help="the benchmark: every mode on a fixed request set "
                    "(python -m melodymaker evaluate --help)")
+
+    from . import worker  # light: rq is imported when the worker runs
+    w = sub.add_parser("worker", help="run generation jobs from Redis (MELODYMAKER_QUEUE) as an RQ worker")
+    worker.add_arguments(w)
+    w.set_defaults(run=worker.run)
     return p
 
 

@@ -41,3 +41,9 @@ class GenerationFailed(MelodyMakerError):
 class AudioDecodeError(MelodyMakerError):
     """A file is not audio we can read (HTTP 400 for uploads; a skip reason in the library)."""
     status = 400
+
+
+class QueueUnavailable(MelodyMakerError):
+    """The job queue (Redis) cannot be reached; try again shortly (HTTP 503 with Retry-After)."""
+    status = 503
+    retry_after = 5

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__, audio, engines, formats, post
 from . import options as opt
 from .engines.base import Engine, Progress, no_progress
-from .errors import AudioDecodeError, ModeUnavailable, NotFound
+from .errors import AudioDecodeError, ModeUnavailable, NotFound, QueueUnavailable
 from .jobs import JobState, open_queue
 from .library import Library
 from .request import GenerationRequest
@@ -30,12 +30,15 @@ class Service:
     """Everything a front end needs: the library, the engines, the store and the worker pool."""
 
     def __init__(self, settings: Settings | None = None, *, with_store: bool = True,
-                 modes: list[str] | None = None):
+                 modes: list[str] | None = None, worker: bool = False):
         self.settings = settings or Settings.from_env()
         self.library = Library(self.settings.genres_dir, self.settings.cache_dir).scan()
-        self.engines: dict[str, Engine] = engines.load_all(self.settings, self.library, modes)
-        self.store: TrackStore | None = open_store(self.settings) if with_store else None
         self.jobs = open_queue(self.settings, self._run_job)
+        # with RQ (a remote queue) the engines run on the workers: a web process loads none
+        self.remote = getattr(self.jobs, "remote", False) and not worker
+        self.engines: dict[str, Engine] = {} if self.remote else engines.load_all(
+            self.settings, self.library, modes)
+        self.store: TrackStore | None = open_store(self.settings) if with_store else None
         self.started = time.time()
         self._classifier, self.classifier_reason = None, None
         self._classifier_lock = threading.Lock()
@@ -189,13 +192,16 @@ class Service:
     # -- jobs: what the web tier calls ----------------------------------------------------------
     def submit(self, request: GenerationRequest) -> JobState:
         """Queue a generation; the job id is also the id of the track it makes."""
-        self.engine(request.mode)  # refuse an unavailable mode now, not inside the job
+        if not self.remote:  # (RQ: the queue refuses a mode no live worker offers)
+            self.engine(request.mode)  # refuse an unavailable mode now, not inside the job
         if request.candidates > 1:
             self._need_classifier("choosing among candidates", field="candidates")
         return self.jobs.submit(new_id(), request.to_dict())
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobState:
-        return self.jobs.wait(job_id, self.settings.job_timeout if timeout is None else timeout)
+        if timeout is None:
+            timeout = self.settings.generate_timeout or self.settings.job_timeout
+        return self.jobs.wait(job_id, timeout)
 
     def cancel(self, job_id: str) -> JobState:
         return self.jobs.cancel(job_id)
@@ -206,6 +212,12 @@ class Service:
             job = self.jobs.status(track_id)
         except NotFound:
             job = None  # finished long ago, or made by another process: the store knows
+        except QueueUnavailable as down:  # Redis away: a finished track still answers, others get 503
+            try:
+                self.store.meta(track_id)
+            except NotFound:
+                raise down from None
+            job = None
         if job is not None and job.status != "done":
             return job.public()
         meta = self.store.meta(track_id)
@@ -236,8 +248,7 @@ class Service:
                 {"label": p.label, "low": p.low, "high": p.high} for p in opt.TEMPO_PRESETS]},
             "length": {"min": opt.LENGTH_MIN, "max": opt.LENGTH_MAX, "default": opt.LENGTH_DEFAULT,
                        "presets": [{"label": k, "seconds": v} for k, v in opt.LENGTH_PRESETS.items()]},
-            "modes": [{**e.describe(), "number": engines.MODES[name].number}
-                      for name, e in self.engines.items()],
+            "modes": self.modes(),
             "default_mode": engines.DEFAULT_MODE,
             "classifier": self.classifier_status(),
             "generate_mode": {str(m.number): name for name, m in engines.MODES.items()},
@@ -262,10 +273,26 @@ class Service:
                 "library": {"root": str(self.library.root), "clips": len(self.library),
                             "per_genre": self.library.counts(),
                             "skipped": [s.__dict__ for s in self.library.skipped]},
-                "models": {name: {"available": e.availability() is None, "reason": e.availability()}
-                           for name, e in self.engines.items()},
+                "models": {m["name"]: {"available": m["available"], "reason": m["reason"]}
+                           for m in self.modes(strict=True)},
                 "jobs": {"backend": type(self.jobs).__name__, "workers": self.jobs.workers,
-                         "pending": self.jobs.pending()}}
+                         "pending": self.jobs.pending(),
+                         **({"live_workers": self.jobs.roster().public()} if self.remote else {})}}
+
+    def modes(self, strict: bool = False) -> list[dict]:
+        """Each mode and whether it can run: as loaded here, or (RQ) the union of what the live
+        workers publish. Redis away: every mode unavailable with that reason (strict: the 503)."""
+        if not self.remote:
+            return [{**e.describe(), "number": engines.MODES[name].number} for name, e in self.engines.items()]
+        try:
+            offered = self.jobs.offered_modes()
+        except QueueUnavailable as e:
+            if strict:
+                raise
+            offered = {name: {"available": False, "reason": e.message} for name in engines.MODES}
+        return [{"name": name, "label": m.label, "description": m.description,
+                 "capabilities": m.capabilities.public(), **offered[name], "number": m.number}
+                for name, m in engines.MODES.items()]
 
 
 def candidate_seed(seed: int, k: int) -> int:

@@ -1,8 +1,10 @@
 """The registry of generation modes: one module per mode, listed here in the order the page shows them.
 
 Each mode module declares NAME, LABEL, DESCRIPTION, CAPABILITIES, NUMBER (the original page's
-`generate_mode` number) and `load(settings, library) -> Engine`, which loads its checkpoint once and
-raises when it cannot (FileNotFoundError for a missing checkpoint, anything else for a broken one).
+`generate_mode` number), optionally QUEUES (the RQ queues its jobs may go to, in order of
+preference: the first one a live worker serves; ("cpu",) when left out) and
+`load(settings, library) -> Engine`, which loads its checkpoint once and raises when it cannot
+(FileNotFoundError for a missing checkpoint, anything else for a broken one).
 Options, health, OpenAPI, the page, the CLI, request validation and `evaluate` all read MODES.
 
 Adding a mode: write melodymaker/engines/<name>.py (and its model folder), then add it to _MODULES.
@@ -30,11 +32,12 @@ class Mode:
     capabilities: Capabilities
     number: int
     loader: Callable[..., Engine]
+    queues: tuple[str, ...] = ("cpu",)
 
     @classmethod
     def of(cls, module: ModuleType) -> "Mode":
         return cls(module.NAME, module.LABEL, module.DESCRIPTION, module.CAPABILITIES, module.NUMBER,
-                   module.load)
+                   module.load, tuple(getattr(module, "QUEUES", ("cpu",))))
 
     def load(self, settings, library) -> Engine:
         """The engine, or an UnavailableEngine that says why: a missing or broken checkpoint, or a

@@ -15,6 +15,7 @@ DESCRIPTION = ("A genre-conditioned diffusion model draws the MDCT of the track 
                "each continuing from the last.")
 CAPABILITIES = Capabilities(length=True)
 NUMBER = 3
+QUEUES = ("gpu", "cpu")  # RQ workers: a GPU worker when one is live, else a CPU one
 
 CHECKPOINT = "ddim.pt"
 

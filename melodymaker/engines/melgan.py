@@ -16,6 +16,7 @@ DESCRIPTION = ("A genre-conditioned GAN draws a mel-spectrogram of the whole tra
                "MelGAN neural vocoder turns it into audio.")
 CAPABILITIES = Capabilities(length=True)
 NUMBER = 4
+QUEUES = ("gpu", "cpu")  # RQ workers: a GPU worker when one is live, else a CPU one
 
 CHECKPOINT = "melgan.pt"
 

@@ -22,6 +22,7 @@ DESCRIPTION = ("A RAVE variational autoencoder decodes a latent trajectory splic
                "the genre's own library clips.")
 CAPABILITIES = Capabilities(tempo=True, length=True)
 NUMBER = 1
+QUEUES = ("gpu", "cpu")  # RQ workers: a GPU worker when one is live, else a CPU one
 
 
 class RaveEngine(Engine):
