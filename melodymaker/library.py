@@ -1,6 +1,7 @@
 """The genres/ library: scan, validate, analyse (duration, tempo, beats) and cache on disk."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -275,3 +276,39 @@ class Library:
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, path)
+
+
+# -- the one split of the library: judges and models hold out the same clips -------------------------
+SPLIT_SEED = 0
+SPLIT_FRACTION = 0.2
+SPLIT_METHOD = ("by clip key: sha256 of '<seed>:<genre>/<name>' read as a number in [0, 1); "
+                "below the fraction is held out of every training run (judges and models)")
+
+
+def heldout(key: str, *, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED) -> bool:
+    """Whether the library clip `key` ("genre/name", as Clip.key) is held out of training.
+
+    It depends on the seed, the fraction and the key alone, never on the other clips: clip i is on
+    the same side in a 20-per-genre and a 100-per-genre build of one library seed, and in every
+    trainer, so no judge trains on a clip that a model is scored against.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"held-out fraction must be within 0-1, got {fraction}")
+    digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < fraction * 2.0 ** 64
+
+
+def split_keys(keys, *, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED
+               ) -> tuple[list[str], list[str]]:
+    """(training keys, held-out keys), each in the order given, by heldout()."""
+    train, test = [], []
+    for key in keys:
+        (test if heldout(key, fraction=fraction, seed=seed) else train).append(key)
+    return train, test
+
+
+def split_facts(keys, *, fraction: float = SPLIT_FRACTION, seed: int = SPLIT_SEED) -> dict:
+    """What a model card records of the split: method, seed, fraction, counts and held-out keys."""
+    train, test = split_keys(sorted(keys), fraction=fraction, seed=seed)
+    return {"method": SPLIT_METHOD, "seed": int(seed), "fraction": float(fraction),
+            "train": len(train), "test": len(test), "held_out": test}

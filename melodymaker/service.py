@@ -58,12 +58,13 @@ class Service:
 
     # -- the classifier: genre fit and recommendations ----------------------------------------
     def classifier(self):
-        """The genre classifier, loaded once; None (with classifier_reason) when unavailable."""
+        """The two genre judges (classify.Judges: verdict, and predict / embed on their combined
+        judgement), loaded once; None (with classifier_reason) when unavailable."""
         with self._classifier_lock:
             if self._classifier is None and self.classifier_reason is None:
                 try:
-                    from .classify import load_classifier
-                    self._classifier = load_classifier(self.settings.models_dir / "classifier")
+                    from .classify import load_judges
+                    self._classifier = load_judges(self.settings.models_dir / "classifier")
                 except Exception as e:  # missing or broken checkpoint: a reason, never a crash
                     self.classifier_reason = f"{type(e).__name__}: {e}"
             return self._classifier
@@ -93,13 +94,16 @@ class Service:
 
     def classifier_status(self) -> dict:
         clf = self.classifier()
+        info = None
+        if clf is not None:  # the held-out keys are for evaluate and the card, not every page load
+            info = dict(clf.info)
+            info["split"] = {k: v for k, v in info.get("split", {}).items() if k != "held_out"}
         return {"available": clf is not None, "reason": self.classifier_reason,
-                **({"info": clf.info} if clf is not None else {})}
+                **({"info": info} if info is not None else {})}
 
     def classify(self, y, sr: int) -> dict:
-        """Genre probabilities of audio, best first."""
-        probs = self._need_classifier("classification").predict(y, sr)
-        return genre_fit_summary(probs, None)
+        """Genre probabilities of audio by the judges combined, best first, and by each judge."""
+        return verdict_summary(self._need_classifier("classification").verdict(y, sr), None)
 
     def decode_upload(self, stream):
         """An uploaded file as 22050 Hz mono; AudioDecodeError (400) for non-audio or too long."""
@@ -123,7 +127,9 @@ class Service:
                                     k=k, exclude=clip.key)
 
     def _classifier_version(self) -> str:
-        return str(self.classifier().info.get("version", "v"))
+        """What library embeddings are cached under: the version of the CNN that makes them."""
+        clf = self.classifier()
+        return str(getattr(clf, "embedding_version", None) or clf.info.get("version", "v"))
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> tuple[Track, dict]:
@@ -138,9 +144,9 @@ class Service:
             sub = dataclasses.replace(request, seed=seed, candidates=1)
             track, meta = self.generate_one(sub, _scaled(progress, k / n, (k + 1) / n))
             embedding = None
-            if clf is not None:
-                probs, embedding = clf.predict_and_embed(track.audio, track.sr)
-                meta["genre_fit"] = genre_fit_summary(probs, request.genre)
+            if clf is not None:  # the judges' combined verdict; each judge's is shown beside it
+                verdict = clf.verdict(track.audio, track.sr)
+                meta["genre_fit"], embedding = verdict_summary(verdict, request.genre), verdict.embedding
             tried.append((track, meta, embedding))
         scores = [m.get("genre_fit", {}).get("probability") for _, m, _ in tried]
         best = max(range(n), key=lambda i: scores[i] or 0.0)
@@ -308,6 +314,24 @@ def genre_fit_summary(probs: dict[str, float], genre: str | None) -> dict:
     if genre is not None:
         summary.update({"genre": genre, "probability": round(float(probs.get(genre, 0.0)), 4),
                         "rank": [g for g, _ in ranked].index(genre) + 1 if genre in probs else None})
+    return summary
+
+
+def verdict_summary(verdict, genre: str | None) -> dict:
+    """genre_fit_summary of the judges' combined verdict, with how they were combined and what
+    each judge says: for a track (genre given) its probability and rank of the genre and its top
+    genre; for an upload its top3 and probabilities."""
+    from .classify import COMBINATION, JUDGES
+    summary = genre_fit_summary(verdict.combined, genre)
+    summary["combination"] = COMBINATION
+    summary["judges"] = {}
+    for name in JUDGES:
+        own = genre_fit_summary(getattr(verdict, name), genre)
+        if genre is not None:
+            top = own["top3"][0]
+            own = {"probability": own["probability"], "rank": own["rank"], "top1": top["genre"],
+                   "top1_probability": top["probability"]}
+        summary["judges"][name] = own
     return summary
 
 

@@ -147,10 +147,11 @@ def half_weights(state: dict) -> dict:
 
 # -- data ------------------------------------------------------------------------------------------
 def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int = 0,
-               min_samples: int = 1) -> tuple[list, list, dict]:
-    """Every readable clip of a genres/ folder at `sr`, as (genre index, float32 audio), split per
-    genre into training clips and the last `holdout` of each genre (by name; none when a genre has
-    no more than that). `per_genre` caps the clips of each genre (0: all); a clip that cannot be
+               min_samples: int = 1, split_seed: int = 0, split_fraction: float = 0.2) -> tuple[list, list, dict]:
+    """Every readable clip of a genres/ folder at `sr`, as (genre index, float32 audio), split by
+    the library's one split (library.heldout, shared with the genre judges): held-out clips never
+    train, and the first `holdout` of each genre's (by name) come back for the card's figures.
+    `per_genre` caps the clips of each genre (0: all); a clip that cannot be
     decoded or is shorter than `min_samples` is skipped and named in the library facts (what a
     model card records). SystemExit when nothing is left to train on; says on stderr what it
     loaded."""
@@ -159,7 +160,7 @@ def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int 
     from .audio import load
     from .classify.card import library_facts
     from .errors import AudioDecodeError
-    from .library import Library
+    from .library import Library, heldout, split_facts
     from .options import GENRES
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
@@ -169,8 +170,11 @@ def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int 
         clips = sorted(library.clips.get(genre, []), key=lambda c: c.name)
         if per_genre:
             clips = clips[:per_genre]
-        loaded = []
+        loaded, held_here = [], []
         for c in clips:
+            out = heldout(c.key, fraction=split_fraction, seed=split_seed)
+            if out and len(held_here) >= holdout:
+                continue  # out of training, and not needed for the figures: not decoded
             try:
                 y = load(c.path, sr)
             except AudioDecodeError as e:
@@ -179,15 +183,15 @@ def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int 
             if len(y) < min_samples:
                 unreadable.append({"path": str(c.path), "reason": "shorter than one training window"})
                 continue
-            loaded.append((gi, y))
-        n_held = holdout if len(loaded) > holdout else 0
-        train += loaded[: len(loaded) - n_held]
-        held += loaded[len(loaded) - n_held:]
+            (held_here if out else loaded).append((gi, y))
+        train += loaded
+        held += held_here
         used[genre] = clips
     if not train:
         raise SystemExit(f"no readable audio clips of at least {min_samples} samples in {genres_dir}")
     facts = library_facts(Path(genres_dir).resolve(), used, library, unreadable)
-    facts.update({"train_clips": len(train), "held_out_clips": len(held)})
+    facts.update({"train_clips": len(train), "held_out_clips": len(held), "split": split_facts(
+        [c.key for cs in used.values() for c in cs], fraction=split_fraction, seed=split_seed)})
     print(f"library: {len(train)} training clips, {len(held)} held out "
           f"({time.perf_counter() - started:.0f} s to load)", file=sys.stderr)
     return train, held, facts

@@ -1,4 +1,5 @@
-"""The genre classifier, trained for real through its CLI on a tiny synthetic library."""
+"""The CNN judge (and the training CLI that makes both judges), trained for real on a tiny synthetic
+library; test_judges.py has the feature judge, the pair and the degradations."""
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from melodymaker.classify import (GenreClassifier, frechet_distance, load_classifier,
-                                  split_clips)
+from melodymaker.classify import GenreClassifier, frechet_distance, load_classifier
 from melodymaker.classify.training import main
+from melodymaker.library import heldout
 from melodymaker.options import GENRES
 
 SR = 22050
@@ -74,15 +75,16 @@ def trained(tmp_path_factory) -> Path:
     rc = main(["train", "--genres", str(root / "genres"), "--out", str(out), "--seed", "0",
                "--epochs", "12", "--crops-per-clip", "8", "--batch-size", "16", "--n-mels", "32",
                "--channels", "8,16,32", "--embed-dim", "32", "--segment", "1.5",
-               "--test-fraction", "0.34", "--workers", "1", "--eval-every", "6"])
+               "--test-fraction", "0.34", "--workers", "1", "--eval-every", "6", "--threads", "1"])
     assert rc == 0
     return out
 
 
-def test_train_writes_checkpoint_and_card(trained):
+def test_train_writes_checkpoints_and_card(trained):
     ck, card_path = trained / "classifier.pt", trained / "card.json"
-    assert ck.is_file() and card_path.is_file()
-    assert "Held-out accuracy" in (trained / "README.md").read_text()
+    assert ck.is_file() and (trained / "features.pt").is_file() and card_path.is_file()
+    readme = (trained / "README.md").read_text()
+    assert "Held-out accuracy, clean and degraded" in readme and "| features |" in readme
     assert ck.stat().st_size < 5_000_000
     card = json.loads(card_path.read_text())
     assert card["command"].startswith("python -m melodymaker.classify train --genres ")
@@ -91,30 +93,25 @@ def test_train_writes_checkpoint_and_card(trained):
     assert card["library"]["library_seed"] == 7 and card["library"]["per_genre"] == 6
     assert card["library"]["counts"] == {g: 6 for g in KINDS}
     assert any("reggae.99999.au" in s["path"] for s in card["library"]["skipped"])
-    for name in ("cnn", "baseline"):
+    for name in ("cnn", "features"):
         result = card["results"][name]
         assert 0.0 <= result["accuracy"] <= 1.0
         assert set(result["per_genre"]) == set(KINDS)
         assert np.array(result["confusion"]["matrix"]).sum() == card["split"]["test"]
+        assert card["judges"][name]["bytes"] == (trained / card["judges"][name]["checkpoint"]).stat().st_size
     assert card["results"]["cnn"]["accuracy"] >= 0.75
     assert card["training"]["steps"] > 0 and card["training"]["final_train_loss"] is not None
-    assert card["backend"] in ("cnn", "linear") and card["parameters"] > 0
+    assert card["judges"]["cnn"]["parameters"] > 0 and card["combination"] == "geometric mean, renormalised"
 
 
-def test_split_is_by_clip_and_stratified(trained):
+def test_split_is_the_librarys_by_clip(trained):
     split = json.loads((trained / "card.json").read_text())["split"]
-    train, test = set(split["train_clips"]), set(split["test_clips"])
-    assert not train & test
-    assert len(train | test) == 24
-    for genre in KINDS:
-        assert sum(k.startswith(genre + "/") for k in test) == 2
-
-    keys = {"a": [f"a/{i}" for i in range(10)], "b": [f"b/{i}" for i in range(3)], "c": ["c/0"]}
-    tr, te = split_clips(keys, test_fraction=0.2, seed=5)
-    assert (tr, te) == split_clips(keys, test_fraction=0.2, seed=5)  # seeded
-    assert sorted(tr + te) == sorted(sum(keys.values(), []))
-    assert [k[0] for k in te].count("a") == 2 and [k[0] for k in te].count("b") == 1
-    assert "c/0" in tr  # a genre with one clip cannot be held out
+    test = set(split["held_out"])
+    keys = {f"{g}/{g}.{i:05d}.au" for g in KINDS for i in range(6)}
+    assert test == {k for k in keys if heldout(k, fraction=0.34, seed=0)}
+    assert split["train"] + split["test"] == 24 and split["test"] == len(test) > 0
+    assert split["seed"] == 0 and split["fraction"] == 0.34 and "sha256" in split["method"]
+    assert GenreClassifier.from_file(trained / "classifier.pt").split["held_out"] == split["held_out"]
 
 
 def test_predicts_the_genre_of_new_clips(trained):
@@ -185,25 +182,11 @@ def test_concurrent_predictions_match_serial(trained):
         assert np.allclose(e1, e2, atol=1e-6)
 
 
-def test_linear_backend_serves_too(trained, tmp_path):
-    ck = torch.load(trained / "classifier.pt", weights_only=True)
-    ck["backend"] = "linear"
-    (tmp_path / "classifier").mkdir()
-    torch.save(ck, tmp_path / "classifier" / "classifier.pt")
-    clf = load_classifier(tmp_path)
-    assert clf.info["backend"] == "linear" and clf.info["version"] != "unsaved"
-    for gi, genre in enumerate(KINDS):
-        probs, v = clf.predict_and_embed(synth(genre, 40_000 + gi), SR)
-        assert max(probs, key=probs.get) == genre
-        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
-        assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
-
-
 def test_info(trained):
     info = load_classifier(trained.parent).info
-    assert info["name"] == "classifier.pt" and len(info["version"]) == 12
+    assert info["name"] == "classifier.pt" and len(info["version"]) == 12 and info["judge"] == "cnn"
     assert info["genres"] == list(KINDS)
-    assert 0.0 <= info["accuracy"] <= 1.0 and info["baseline_accuracy"] is not None
+    assert 0.0 <= info["accuracy"] <= 1.0 and set(info["accuracy_degraded"]) >= {"noise", "mp3", "mix"}
 
 
 def test_missing_or_broken_checkpoint_is_a_clear_error(tmp_path):
@@ -214,8 +197,11 @@ def test_missing_or_broken_checkpoint_is_a_clear_error(tmp_path):
     (folder / "classifier.pt").write_bytes(b"\x00garbage" * 100)
     with pytest.raises(ValueError, match="not readable"):
         load_classifier(tmp_path)
-    torch.save({"format": "something else"}, folder / "classifier.pt")
+    torch.save({"format": "something else"}, folder / "classifier.pt")  # no pickle: dict of str
     with pytest.raises(ValueError, match="not a MelodyMaker genre-classifier checkpoint"):
+        load_classifier(tmp_path)
+    torch.save({"format": "melodymaker-genre-classifier", "format_version": 1}, folder / "classifier.pt")
+    with pytest.raises(ValueError, match="format version 1 .*retrain"):  # the one-judge format
         load_classifier(tmp_path)
 
 
@@ -229,7 +215,7 @@ def test_truncated_checkpoint(trained, tmp_path):
 
 def test_features_match_librosa():
     import librosa
-    from melodymaker.classify.features import MelParams, _mel_basis, spectrum
+    from melodymaker.classify.features import MelParams, _mel_basis, log_mel, spectrum
     mel = MelParams()
     y = synth("classical", 3, seconds=4.0) + 0.01 * np.random.default_rng(0).standard_normal(4 * SR).astype(np.float32)
     S = spectrum(y, mel)
@@ -237,3 +223,5 @@ def test_features_match_librosa():
     assert S.shape == ref.shape and np.allclose(S, ref, atol=1e-3 * ref.max())
     basis = librosa.filters.mel(sr=SR, n_fft=mel.n_fft, n_mels=mel.n_mels, fmin=mel.fmin, fmax=mel.fmax)
     assert np.allclose(_mel_basis(SR, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax), basis, atol=1e-7)
+    dense = np.log(basis @ S ** 2 + 1e-6)   # log_mel multiplies by a sparse copy of the bank
+    assert np.allclose(log_mel(S, mel), dense, atol=1e-4)

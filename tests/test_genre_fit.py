@@ -1,16 +1,11 @@
-"""Genre fit on every track, best-of-N, uploads, recommendations and the benchmark, with a real
-(small) classifier trained on a small composed library."""
+"""Genre fit on every track (both judges and their combination), best-of-N, uploads and
+recommendations, with real (small) judges trained on a small composed library. The benchmark's
+end-to-end run with the judges is in test_evaluate.py."""
 import io
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-from conftest import COMPOSED_GENRES, ROOT
 
 
 @pytest.fixture()
@@ -40,6 +35,15 @@ def test_generate_carries_genre_fit_in_headers_and_metadata(fit_client):
     assert [t["genre"] for t in fit["top3"]] == [t.split(":")[0] for t in top3]
     assert abs(sum(fit["probabilities"].values()) - 1) < 1e-3
     assert fit["top3"][0]["genre"] == "metal"   # the composer's metal is recognisably metal
+    # the combined judgement (the header, best-of-N) beside what each judge says
+    assert fit["combination"] == "geometric mean, renormalised"
+    for name in ("cnn", "features"):
+        own = fit["judges"][name]
+        assert 0 <= own["probability"] <= 1 and own["top1"] in fit["probabilities"]
+        assert own["top1_probability"] >= own["probability"] and own["rank"] >= 1
+    p_cnn, p_feat = fit["judges"]["cnn"]["probability"], fit["judges"]["features"]["probability"]
+    # sqrt(p q) / sum over genres of sqrt(p q): never below the smaller (Cauchy-Schwarz: the sum is <= 1)
+    assert fit["probability"] >= min(p_cnn, p_feat) - 1e-3
 
 
 def test_candidates_keep_the_best_fit(fit_client):
@@ -74,14 +78,17 @@ def test_similar_tracks_are_sorted_playable_and_exclude_the_query(fit_client):
     sim = fit_client.get(f"/api/tracks/{tid}/similar?k=4").json["similar"]
     assert len(sim) == 4
     scores = [s["score"] for s in sim]
-    assert scores == sorted(scores, reverse=True)
-    assert sim[0]["genre"] == "classical"
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= x <= 1.0 for x in scores)
     assert fit_client.get(sim[0]["url"]).data[:4] == b"RIFF"
-    clip = fit_client.get("/api/library?genre=disco").json["clips"][0]
-    near = fit_client.get(f"/api/library/disco/{clip['name']}/similar?k=19").json["similar"]
-    assert len(near) == 19 and clip["name"] not in {n["name"] for n in near if n["genre"] == "disco"}
-    assert [n["score"] for n in near] == sorted((n["score"] for n in near), reverse=True)
-    assert sum(n["genre"] == "disco" for n in near[:4]) >= 2   # 4 of 19 would be chance
+    # which genre one generated track lands nearest is a figure of the model (evaluate's Fréchet
+    # distance), not of this service: the tiny CNN here trained 200 steps on 16 clips. What the
+    # service must keep is that the embedding groups the library by genre.
+    for genre in ("disco", "classical"):
+        clip = fit_client.get(f"/api/library?genre={genre}").json["clips"][0]
+        near = fit_client.get(f"/api/library/{genre}/{clip['name']}/similar?k=19").json["similar"]
+        assert len(near) == 19 and clip["name"] not in {n["name"] for n in near if n["genre"] == genre}
+        assert [n["score"] for n in near] == sorted((n["score"] for n in near), reverse=True)
+        assert sum(n["genre"] == genre for n in near[:4]) >= 3   # 4 of 19 would be chance
     assert fit_client.get(f"/api/tracks/{tid}/similar?k=0").status_code == 400
 
 
@@ -92,6 +99,10 @@ def test_classify_upload(fit_client, composed_library):
     assert r.status_code == 200, r.json
     assert r.json["top3"][0]["genre"] == "metal"
     assert abs(sum(r.json["probabilities"].values()) - 1) < 1e-3
+    assert r.json["combination"] == "geometric mean, renormalised"
+    for name in ("cnn", "features"):   # each judge's own probabilities, as the combined ones
+        own = r.json["judges"][name]
+        assert abs(sum(own["probabilities"].values()) - 1) < 1e-3 and len(own["top3"]) == 3
     # any format the loader reads: the same clip as 44.1 kHz stereo FLAC
     y, sr = sf.read(path)
     buf = io.BytesIO()
@@ -123,21 +134,3 @@ def test_without_a_classifier_fit_is_absent_and_similar_is_503(client):
     assert client.get(f"/api/tracks/{r.headers['X-Track-Id']}/similar").status_code == 503
     o = client.get("/api/options").json
     assert o["classifier"]["available"] is False and o["classifier"]["reason"]
-
-
-def test_evaluate_runs_end_to_end_and_writes_json(composed_library, tiny_models, tmp_path):
-    out = tmp_path / "eval.json"
-    env = {**os.environ, "MELODYMAKER_MODELS_DIR": str(tiny_models), "MELODYMAKER_VAR_DIR": str(tmp_path / "var")}
-    r = subprocess.run([sys.executable, "-m", "melodymaker", "evaluate", "--modes", "dataset",
-                        "--per-genre", "1", "--length", "4", "--genres", str(composed_library),
-                        "--json", str(out), "-q"], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
-    report = json.loads(out.read_text())
-    (row,) = report["summary"]
-    assert row["mode"] == "dataset" and row["requests"] == 10
-    assert row["failed"] == 10 - len(COMPOSED_GENRES)   # genres the tiny library lacks
-    assert 0 <= row["genre_top1_accuracy"] <= 1 and row["length_error_max_ms"] <= 1
-    assert row["realtime_factor_median"] > 0 and row["peak_memory_mb"] > 0
-    assert row["frechet_distance"] is not None and row["frechet_floor"] is not None
-    assert "| dataset |" in r.stdout

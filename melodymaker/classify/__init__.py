@@ -1,19 +1,24 @@
-"""Genre classifier: train on genres/, predict genre probabilities, embed audio for similarity.
+"""The genre judges: two classifiers that share no features, their combined verdict, embeddings.
 
-    from melodymaker.classify import load_classifier
-    clf = load_classifier(Path("models"))           # FileNotFoundError / ValueError with the reason
-    probs, vector = clf.predict_and_embed(y, sr)    # {genre: p} over options.GENRES, unit float32 vector
+    from melodymaker.classify import load_judges
+    judges = load_judges(Path("models/classifier"))   # FileNotFoundError / ValueError with the reason
+    v = judges.verdict(y, sr)          # v.cnn, v.features, v.combined: {genre: p}; v.embedding
+    judges.cnn.predict(y, sr)          # each judge alone; judges.info says what they are
 
-Train: python -m melodymaker.classify train --genres genres --out models/classifier --seed 0
+load_classifier(models_dir) still gives the CNN judge alone (predict, embed, predict_and_embed).
+
+Train: python -m melodymaker.classify train --genres <library> --out models/classifier --seed 0
 """
 from .classifier import (CHECKPOINT_NAME, GenreClassifier, frechet_distance,  # noqa: F401
                          load_classifier)
+from .feature_judge import FeatureJudge  # noqa: F401
 from .features import MelParams  # noqa: F401
+from .judges import COMBINATION, JUDGES, Judges, Verdict, combine, load_judges  # noqa: F401
 
 
 def __getattr__(name):
     # training pulls in scikit-learn and the CLI; load it only when asked for
-    if name in ("TrainConfig", "train", "split_clips", "main"):
+    if name in ("TrainConfig", "train", "main"):
         from . import training as _train
         return getattr(_train, name)
     raise AttributeError(name)

@@ -51,46 +51,64 @@ def builder_facts(clips: dict) -> dict:
 
 def render_markdown(card: dict) -> str:
     """A human-readable model card (README.md) with the figures of card.json."""
-    res, tr, lib, split = card["results"], card["training"], card["library"], card["split"]
-    cnn, base = res["cnn"], res["baseline"]
+    res, tr, lib, split, aug = card["results"], card["training"], card["library"], card["split"], card["augmentation"]
+    cnn, feat = card["judges"]["cnn"], card["judges"]["features"]
+    acc = res["accuracy"]
+    conditions = list(acc["cnn"])
     lines = [
-        "# Genre classifier", "",
-        f"Predicts the ten GTZAN genres from audio and embeds audio for similarity search. "
-        f"Serving backend: **{card['backend']}** ({card['ship_rule']}). Checkpoint "
-        f"`{card['checkpoint']}` version `{card['version']}`, {card['checkpoint_bytes'] / 1e6:.2f} MB, "
-        f"{card['parameters']:,} CNN parameters. Every figure below is read from `card.json`.", "",
+        "# Genre judges", "",
+        "Two judges of the ten GTZAN genres that share no features, both shipped, each usable alone, "
+        f"and their combined verdict ({card['combination']}). Version `{card['version']}`. "
+        "Every figure below is read from `card.json`.", "",
+        f"- **CNN** (`{cnn['checkpoint']}`, {cnn['bytes'] / 1e6:.2f} MB, {cnn['parameters']:,} parameters, "
+        f"version `{cnn['version']}`): {cnn['features']}, windows averaged per track; its penultimate "
+        "layer is the embedding for similar tracks.",
+        f"- **Feature judge** (`{feat['checkpoint']}`, {feat['bytes'] / 1e3:.0f} kB, version `{feat['version']}`): "
+        f"{feat['features']}; standardised, multinomial logistic regression (C={feat['C']:g}, picked by "
+        f"clip-grouped {len(feat['cv'])}-value cross-validation on training clips only). Stored as tensors, "
+        "no pickle.", "",
         "## Trained by", "", "```", card["command"], "```", "",
         f"- library: `{lib['path']}`, {lib['clips']} clips"
         + (f"; built by `{lib['builder']}`" if lib.get("builder") else ""),
-        f"- split: {split['train']} training clips, {split['test']} held-out clips "
-        f"({split['method']}; seed {split['seed']})",
-        f"- {tr['epochs']} epochs, {tr['steps']} steps, {tr['wall_time_s']:.0f} s wall time "
-        f"({tr['feature_time_s']:.0f} s features, {tr['cnn_time_s']:.0f} s CNN) on {tr['device']}",
-        f"- final training loss {tr['final_train_loss']}, held-out loss {tr['final_test_loss']}", "",
-        "## Held-out accuracy (per clip)", "",
-        "| model | accuracy |", "| --- | --- |",
-        f"| {cnn['name']} | {cnn['accuracy']:.3f} |",
-        f"| baseline: {base['name']} (C={base['C']}) | {base['accuracy']:.3f} |", "",
-        "| genre | CNN | baseline |", "| --- | --- | --- |",
+        f"- split: {split['train']} training clips, {split['test']} held-out clips, the same for both "
+        f"judges and every model trainer ({split['method']}; seed {split['seed']}, fraction {split['fraction']:g}); "
+        "the held-out keys are in `card.json`",
+        f"- augmentation, never any mode's output: {aug['copies_per_training_clip']} degraded "
+        f"{aug['excerpt_seconds']:g}-s excerpts per training clip besides the clean clip, each a chain of "
+        "1-3 of: " + "; ".join(f"{k} ({v})" for k, v in aug["degradations"].items())
+        + f". The CNN also gets {aug['cnn_also']}.",
+        f"- {tr['wall_time_s']:.0f} s wall time ({tr['feature_time_s']:.0f} s features, {tr['cnn_time_s']:.0f} s "
+        f"CNN, {tr['feature_judge_time_s']:.0f} s feature judge) on {tr['device']}",
+        f"- CNN: {tr['epochs']} epochs, {tr['steps']} steps; final training loss {tr['final_train_loss']}, "
+        f"held-out loss {tr['final_test_loss']}", "",
+        "## Held-out accuracy, clean and degraded", "",
+        f"{res['test_clips']} held-out clips. \"clean, whole clip\" is the full clip; every other column is "
+        f"a {res['excerpt_seconds']:g}-s excerpt, clean or under one degradation (drawn per clip from the "
+        "ranges below), or a random mix of 2-3.", "",
+        "| judge | " + " | ".join(c.replace("_", " ").replace("clean whole clip", "clean, whole clip")
+                                 for c in conditions) + " |",
+        "| --- " * (len(conditions) + 1) + "|",
     ]
+    for judge in ("cnn", "features", "combined"):
+        lines.append(f"| {judge} | " + " | ".join(f"{acc[judge][c]:.3f}" for c in conditions) + " |")
+    lines += ["", "| condition | what it does |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in res["conditions"].items()]
+    lines += ["", "Per genre, clean whole clips:", "", "| genre | CNN | feature judge |", "| --- | --- | --- |"]
     for g in card["genres"]:
-        c, b = cnn["per_genre"].get(g), base["per_genre"].get(g)
-        lines.append(f"| {g} | {'-' if c is None else f'{c:.2f}'} | {'-' if b is None else f'{b:.2f}'} |")
-    shipped = res["cnn"] if card["backend"] == "cnn" else res["baseline"]
-    labels = shipped["confusion"]["labels"]
-    lines += ["", f"Confusion matrix of the shipped {card['backend']} model (rows: true genre):", "",
-              "| | " + " | ".join(labels) + " |", "| --- " * (len(labels) + 1) + "|"]
-    for g, row in zip(labels, shipped["confusion"]["matrix"]):
-        lines.append(f"| {g} | " + " | ".join(map(str, row)) + " |")
+        c, f = res["cnn"]["per_genre"].get(g), res["features"]["per_genre"].get(g)
+        lines.append(f"| {g} | {'-' if c is None else f'{c:.2f}'} | {'-' if f is None else f'{f:.2f}'} |")
     lines += [
         "", "## Use", "", "```python",
-        "from melodymaker.classify import load_classifier",
-        "clf = load_classifier(Path('models'))",
-        "probs, vector = clf.predict_and_embed(y, sr)  # {genre: p}, unit float32 vector",
+        "from melodymaker.classify import load_judges",
+        "judges = load_judges(Path('models/classifier'))",
+        "v = judges.verdict(y, sr)        # v.cnn, v.features, v.combined: {genre: p}; v.embedding",
+        "judges.cnn.predict(y, sr)        # each judge alone",
         "```", "",
-        "## Retrain on the real GTZAN", "",
-        "Put GTZAN in `genres/<genre>/*.au` (any subset of genres, any number of clips) and run "
-        "`python -m melodymaker.classify train --genres genres --out models/classifier --seed 0`.",
+        "`python -m melodymaker.classify predict file.wav` prints each judge's top three and the combined one.", "",
+        "## Retrain", "",
+        "Build the training library (`python -m melodymaker library build --out <dir> --per-genre 100 --seed 0`) "
+        "or put the real GTZAN in `<dir>/<genre>/*.au`, then "
+        "`python -m melodymaker.classify train --genres <dir> --out models/classifier --seed 0`. "
         "Unreadable files are skipped and listed in `card.json`.", "",
     ]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""What the genre classifier sees: log-mel spectrograms in windows, and clip summary features.
+"""What the CNN judge sees: log-mel spectrograms in windows (the feature judge has its own front end).
 
 All functions take float32 mono audio `y` of shape (n,) at `sr` Hz (options.SAMPLE_RATE).
 """
@@ -98,10 +98,18 @@ def _mel_to_hz(m):
     return np.where(m >= min_log_mel, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - min_log_mel)), _F_SP * m)
 
 
+@lru_cache(maxsize=8)
+def _mel_sparse(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
+    """_mel_basis as a sparse matrix: each FFT bin feeds at most two bands, so the product is
+    some thirty times cheaper than the dense one."""
+    from scipy import sparse
+    return sparse.csr_matrix(_mel_basis(sr, n_fft, n_mels, fmin, fmax))
+
+
 def log_mel(S: np.ndarray, mel: MelParams) -> np.ndarray:
     """Natural-log mel power from a magnitude spectrum, shape (n_mels, frames), float32."""
-    basis = _mel_basis(mel.sr, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax)
-    return np.log(basis @ (S ** 2) + LOG_FLOOR).astype(np.float32)
+    basis = _mel_sparse(mel.sr, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax)
+    return np.log(np.asarray(basis @ (S ** 2)) + LOG_FLOOR).astype(np.float32)
 
 
 def windows(logmel: np.ndarray, mel: MelParams) -> np.ndarray:
@@ -121,52 +129,6 @@ def windows(logmel: np.ndarray, mel: MelParams) -> np.ndarray:
     return np.stack([logmel[:, s: s + width] for s in starts])
 
 
-SUMMARY_NAMES = (
-    [f"mfcc{i}_{s}" for s in ("mean", "std") for i in range(20)]
-    + [f"chroma{i}_{s}" for s in ("mean", "std") for i in range(12)]
-    + [f"contrast{i}_{s}" for s in ("mean", "std") for i in range(7)]
-    + [f"{f}_{s}" for f in ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms", "onset")
-       for s in ("mean", "std")]
-    + ["log_tempo"]
-)
-"""The baseline's clip features: MFCC, chroma and spectral-contrast statistics and friends (93)."""
-
-
-def summary(y: np.ndarray, S: np.ndarray, mel: MelParams) -> np.ndarray:
-    """Mean and standard deviation of classic timbre, harmony and rhythm descriptors, shape (93,)."""
-    import librosa
-    sr = mel.sr
-    power = S ** 2
-    mel_db = 10.0 * np.log10(_mel_basis(sr, mel.n_fft, 64, 0.0, mel.fmax) @ power + 1e-10)
-    mel_db = np.maximum(mel_db, mel_db.max() - 80.0)  # as librosa.power_to_db(top_db=80)
-    parts = [
-        librosa.feature.mfcc(S=mel_db, n_mfcc=20),
-        librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0),
-        librosa.feature.spectral_contrast(S=S, sr=sr),
-    ]
-    # spectral shape by hand: librosa's versions each re-normalise the spectrum (3x slower)
-    freqs = (np.arange(S.shape[0]) * sr / mel.n_fft).astype(np.float32)[:, None]
-    total = S.sum(axis=0) + 1e-10
-    centroid = (freqs * S).sum(axis=0) / total
-    bandwidth = np.sqrt((((freqs - centroid) ** 2) * S).sum(axis=0) / total)
-    rolloff = freqs[np.argmax(np.cumsum(S, axis=0) >= 0.85 * total, axis=0), 0]
-    flatness = np.exp(np.mean(np.log(power + 1e-10), axis=0)) / (np.mean(power, axis=0) + 1e-10)
-    n = (len(y) // mel.hop) * mel.hop
-    crossings = np.abs(np.diff(np.signbit(y[: n + 1]).astype(np.int8)))[:n]
-    zcr = crossings.reshape(-1, mel.hop).mean(axis=1) if n else np.zeros(1)
-    rms = np.sqrt(power.mean(axis=0) * 2 / mel.n_fft)
-    onset = librosa.onset.onset_strength(S=mel_db, sr=sr)
-    singles = [centroid / 1000.0, bandwidth / 1000.0, rolloff / 1000.0, flatness, zcr, rms, onset]
-    stats = [np.concatenate([p.mean(axis=1), p.std(axis=1)]) for p in parts]
-    stats += [np.array([s.mean(), s.std()]) for s in singles]
-    tempo = librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=mel.hop)
-    stats.append(np.log2(np.maximum(np.atleast_1d(tempo)[:1], 1.0)))
-    out = np.concatenate(stats).astype(np.float32)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def clip_features(y: np.ndarray, mel: MelParams, *, with_summary: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(log-mel (n_mels, frames) float32, summary (93,) or None) from one STFT."""
-    S = spectrum(y, mel)
-    return log_mel(S, mel), (summary(y, S, mel) if with_summary else None)
+def clip_logmel(y: np.ndarray, mel: MelParams) -> np.ndarray:
+    """The whole clip's log-mel, shape (n_mels, frames), float32: what the CNN judge sees."""
+    return log_mel(spectrum(y, mel), mel)
