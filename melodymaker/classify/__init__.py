@@ -7,7 +7,7 @@
 
 load_classifier(models_dir) still gives the CNN judge alone (predict, embed, predict_and_embed).
 
-Train: python -m melodymaker.classify train --genres <library> --out models/classifier --seed 0
+Train: python -m melodymaker.classify train --genres lib100 --out models/classifier --seed 0 --copies 6
 """
 from .classifier import (CHECKPOINT_NAME, GenreClassifier, frechet_distance,  # noqa: F401
                          load_classifier)

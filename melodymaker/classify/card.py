@@ -64,9 +64,9 @@ def render_markdown(card: dict) -> str:
         f"version `{cnn['version']}`): {cnn['features']}, windows averaged per track; its penultimate "
         "layer is the embedding for similar tracks.",
         f"- **Feature judge** (`{feat['checkpoint']}`, {feat['bytes'] / 1e3:.0f} kB, version `{feat['version']}`): "
-        f"{feat['features']}; standardised, multinomial logistic regression (C={feat['C']:g}, picked by "
-        f"clip-grouped {len(feat['cv'])}-value cross-validation on training clips only). Stored as tensors, "
-        "no pickle.", "",
+        f"{feat['features']}; standardised, multinomial logistic regression (C={feat['C']:g}, picked from "
+        f"{len(feat['cv'])} values by cross-validation on the training clips, folds grouped by clip). Stored as "
+        "tensors, no pickle.", "",
         "## Trained by", "", "```", card["command"], "```", "",
         f"- library: `{lib['path']}`, {lib['clips']} clips"
         + (f"; built by `{lib['builder']}`" if lib.get("builder") else ""),
@@ -106,9 +106,9 @@ def render_markdown(card: dict) -> str:
         "```", "",
         "`python -m melodymaker.classify predict file.wav` prints each judge's top three and the combined one.", "",
         "## Retrain", "",
-        "Build the training library (`python -m melodymaker library build --out <dir> --per-genre 100 --seed 0`) "
-        "or put the real GTZAN in `<dir>/<genre>/*.au`, then "
-        "`python -m melodymaker.classify train --genres <dir> --out models/classifier --seed 0`. "
-        "Unreadable files are skipped and listed in `card.json`.", "",
+        "Build the training library (`python -m melodymaker library build --out lib100 --per-genre 100 --seed 0`; "
+        "`lib100/` is git-ignored) or put the real GTZAN in `<dir>/<genre>/*.au`, then run the command above "
+        "with `--genres` pointing there (`--cache-dir` keeps each clip's features for reruns). Unreadable files "
+        "are skipped and listed in `card.json`.", "",
     ]
     return "\n".join(lines)
