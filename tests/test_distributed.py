@@ -1,5 +1,5 @@
-"""Training under torchrun: two CPU processes (gloo) train DDIM and MEL-GAN for a few steps of a tiny
-configuration; both ranks end holding the same weights (each prints a digest of its own), and only
+"""Training under torchrun: two CPU processes (gloo) train DDIM, MEL-GAN and RAVE for a few steps of a tiny
+configuration (RAVE, trained through encode/decode, averages its gradients by hand); both ranks end holding the same weights (each prints a digest of its own), and only
 rank 0 writes. Without torchrun the helpers are a no-op."""
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ TINY = {
     "melgan_model.train": ["--steps", "3", "--gan-batch", "2", "--gan-frames", "32", "--g-channels", "16,16,16,16",
                            "--d-channels", "16,16,16,16", "--voc-samples", "2048", "--voc-batch", "2", "--ngf", "4",
                            "--holdout", "0", "--save-every", "2", "--log-every", "1", "--voc-adv-start", "1"],
+    "train_rave.train": ["--steps", "4", "--adv-start", "2", "--adv-plateau", "0", "--seed", "0", "--threads", "1",
+                         "--holdout", "1", "--channels", "8,8,16,16", "--latent-size", "4", "--batch", "2",
+                         "--window", "8192", "--d-width", "4", "--d-scales", "2", "--log-every", "2",
+                         "--save-every", "2", "--no-progress", "--no-judges"],
 }
 WRITES = {"diffusion_model.train": ("ddim.pt", "train_state.pt", "card.json", "log.csv"),
-          "melgan_model.train": ("melgan.pt", "train_state.pt", "card.json", "losses.csv")}
+          "melgan_model.train": ("melgan.pt", "train_state.pt", "card.json", "losses.csv"),
+          "train_rave.train": ("rave.pt", "train_state.pt", "card.json", "losses.csv")}
 
 
 def test_one_process_is_rank_0_of_1_and_the_helpers_do_nothing(monkeypatch):

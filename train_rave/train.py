@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melodymaker import distributed
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, adopt_config, atomic_save, checkpoint_header,
                                   ema_update, feature_matching, float_weights, half_weights, ints, load_clips,
                                   load_resume, restore, run_info, set_lr, split_args, trainer_parser,
@@ -167,7 +168,7 @@ def converged(history: list[tuple[int, float]], step: int, cfg: TrainConfig) -> 
 
 # -- one update ---------------------------------------------------------------------------------
 def train_step(model: RAVE, disc: MultiScaleDiscriminator, opt, opt_d, spectral, x: torch.Tensor,
-               cfg: TrainConfig, step: int, adversarial: bool) -> dict:
+               cfg: TrainConfig, step: int, adversarial: bool, rank=distributed.Rank()) -> dict:
     """Spectral phase: encoder and decoder on the multi-scale spectral distance + beta * KL.
     Adversarial phase (RAVE's second): the encoder is frozen, the discriminators take a hinge
     step, then the decoder learns to fool them (+ feature matching). The losses, for the log."""
@@ -185,6 +186,7 @@ def train_step(model: RAVE, disc: MultiScaleDiscriminator, opt, opt_d, spectral,
         d_hinge = sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake))
         opt_d.zero_grad(set_to_none=True)
         d_hinge.backward()
+        distributed.average_gradients(disc, rank)  # RAVE trains through encode/decode, not forward
         opt_d.step()
         fake = disc(y)
         g_adv = sum(-f[-1].mean() for f in fake)
@@ -194,6 +196,7 @@ def train_step(model: RAVE, disc: MultiScaleDiscriminator, opt, opt_d, spectral,
         loss = dist + beta * kl
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(model, rank)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
     opt.step()
     return {"spectral": dist, "kl": kl, "beta": beta, "g_adv": g_adv, "g_fm": g_fm, "d_hinge": d_hinge}
@@ -203,14 +206,15 @@ def train_step(model: RAVE, disc: MultiScaleDiscriminator, opt, opt_d, spectral,
 def main(argv: list[str] | None = None) -> int:
     cfg, opts = parse_args(argv)
     torch.set_num_threads(max(1, cfg.threads))
-    device = training_device(cfg.device)
+    rank = distributed.setup(cfg.device)  # one process, or this rank of torchrun's
+    device = rank.device
     if device.type == "cuda":  # fixed shapes: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     from melodymaker.options import GENRES, SAMPLE_RATE
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if opts.card_only:
-        return card_only(out, cfg, opts)
+        return card_only(out, cfg, opts) if rank.main else 0
     resume = load_resume(out / STATE, cfg, RUN_KEYS, fresh=opts.fresh)
     init = None if resume or not opts.init_from else read(opts.init_from)
     mcfg = rave_config(resume["model_args"]) if resume else RaveConfig(
@@ -223,16 +227,19 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(cfg.seed)
     train, held, library = load_library(cfg, mcfg.sr)
+    train = distributed.shard(train, rank)  # each rank its own clips
     model = RAVE(mcfg).to(device)
     model_ema = copy.deepcopy(model).eval().requires_grad_(False)
     disc = MultiScaleDiscriminator(cfg.d_scales, cfg.d_width).to(device)
     opt = torch.optim.Adam(model.parameters(), cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), cfg.lr_d, betas=(0.5, 0.9))
     parts = {"model": model, "model_ema": model_ema, "discriminator": disc, "opt": opt, "opt_d": opt_d}
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = distributed.rank_generator(cfg.seed, rank)
     step, wall, adv_began, started_from = 0, 0.0, None, None
     if resume:
         step, wall = restore(resume, parts, rng)
+        if not rank.main:
+            rng = distributed.rank_generator(cfg.seed, rank, step)
         adv_began = resume.get("adv_began")
         set_lr(opt_d, cfg.lr_d)  # the schedule may change on resume
     elif init:
@@ -245,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   for n in loaded["widened"] + loaded["new"]})}
         print(f"starting from {opts.init_from} at step {step}: {len(loaded['copied'])} tensors copied, "
               f"{len(loaded['widened'])} widened, {len(loaded['new'])} new", file=sys.stderr)
+    for m in (model, model_ema, disc):  # every rank starts from rank 0's weights
+        distributed.broadcast_weights(m, rank)
     info = run_info("train_rave.train", argv, (resume or init or {}).get("info"), config=asdict(cfg),
                     library=library, device=str(device), threads=cfg.threads,
                     params={"encoder": count_params(model.encoder), "decoder": count_params(model.decoder),
@@ -255,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     last: dict = resume["info"].get("final_losses", {}) if resume else {}
 
     def checkpoint() -> None:
+        if not rank.main:
+            return
         save(out, training_state(
             parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, adv_began=adv_began,
             model_args=config_dict(mcfg), audio=audio, genres=list(GENRES),
@@ -263,24 +274,25 @@ def main(argv: list[str] | None = None) -> int:
 
     spectral = (LowBandSpectralLoss(mcfg.sr, mel_weight=cfg.mel_weight) if cfg.loss == "lowband"
                 else MultiScaleSpectralLoss()).to(device)
-    log = LossLog(out / LOSSES, COLUMNS, append=bool(resume or init), tensorboard=out / "tb", scalars=COLUMNS[3:])
+    log = (LossLog(out / LOSSES, COLUMNS, append=bool(resume or init), tensorboard=out / "tb", scalars=COLUMNS[3:])
+           if rank.main else distributed.NoLog())
     means, history = RunningMeans(COLUMNS[3:], ndigits=5), []
-    clock = Clock(cfg, step, wall, desc="rave", progress=not opts.no_progress)
+    clock = Clock(cfg, step, wall, desc="rave", progress=not opts.no_progress and rank.main)
     said = (time.perf_counter(), clock.step)   # without a progress bar: a line every 30 s
     while clock.running:
         adversarial = adv_began is not None and clock.step >= adv_began
         set_lr(opt, cfg.lr_adv if adversarial else cfg.lr)
         x = windows(train, cfg.batch, cfg.window, rng).to(device, non_blocking=True)
-        means.add(train_step(model, disc, opt, opt_d, spectral, x, cfg, clock.step, adversarial))
+        means.add(train_step(model, disc, opt, opt_d, spectral, x, cfg, clock.step, adversarial, rank))
         ema_update(model_ema, model, clock.step, cfg.ema)
         clock.tick()
         if clock.log_due:
-            last = means.take()
+            last = {k: round(v, 5) for k, v in rank.mean(means.take()).items()}  # the same on every rank
             log.write({"step": clock.step, "wall_min": round(clock.wall / 60, 2),
                        "phase": "adversarial" if adversarial else "spectral", **last})
             clock.bar.set_postfix(spec=last["spectral"], kl=last["kl"], adv=last["g_adv"])
             history.append((clock.step, last["spectral"]))
-            if opts.no_progress and time.perf_counter() - said[0] > 30:
+            if opts.no_progress and rank.main and time.perf_counter() - said[0] > 30:
                 rate = (clock.step - said[1]) / (time.perf_counter() - said[0])
                 print(f"step {clock.step} ({clock.wall / 60:.1f} min, {rate:.1f} steps/s): spectral "
                       f"{last['spectral']}, kl {last['kl']}", file=sys.stderr)
@@ -291,11 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
         if clock.save_due:
             checkpoint()
-        if clock.time_is_up():
+        if rank.any(clock.time_is_up()):
             break
     clock.close()
     checkpoint()
-    finish(out, cfg, opts, held=held)
+    if rank.main:
+        finish(out, cfg, opts, held=held)
+    distributed.finish(rank, model, model_ema, disc)  # every rank holds the same weights, or it says so
     return 0
 
 
