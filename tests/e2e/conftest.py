@@ -52,13 +52,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> str:
-    """Base URL of a real MelodyMaker server on a small library (rock, jazz, blues; no metal)."""
+def server(tmp_path_factory, request) -> str:
+    """Base URL of a real MelodyMaker server on a small library (rock, jazz, blues; no metal). A test
+    module may name EXTRA_GENRES: each gets one clip (a copy of a rock clip) in the library."""
     reason = why_no_browser()
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("e2e")
     library = _make_library(base / "genres")
+    for genre in getattr(request.module, "EXTRA_GENRES", ()):
+        (library / genre).mkdir()
+        shutil.copy(library / "rock" / "rock.00001.wav", library / genre / f"{genre}.00000.wav")
     port = _free_port()
     env = {**os.environ, "MELODYMAKER_GENRES_DIR": str(library), "MELODYMAKER_VAR_DIR": str(base / "var"),
            "MELODYMAKER_MODELS_DIR": str(base / "models"), "MELODYMAKER_NO_BROWSER": "1",

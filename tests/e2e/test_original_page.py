@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-# The original page's exact body, except the genre: the e2e library holds only rock, jazz and blues
-# (tests/conftest.py make_library, which the `server` fixture uses as is), so "HipHop" becomes "Jazz".
-ORIGINAL_BODY = {"genre": "Jazz", "instruments": "Piano", "tempo": "Fast (130-160 BPM)",
+# The original page's exact body; the e2e library gains a hiphop clip for it (conftest's EXTRA_GENRES)
+EXTRA_GENRES = ("hiphop",)
+ORIGINAL_BODY = {"genre": "HipHop", "instruments": "Piano", "tempo": "Fast (130-160 BPM)",
                  "length": "Demo (30 seconds)"}
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>original page</title>
