@@ -318,12 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             summary["error_details"].append(f"the server exited with {proc.returncode}")
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     print(f"requests {summary['requests']}  successes {summary['successes']}  refusals {summary['refusals']}  "
           f"errors {summary['errors']}  median {summary['median_latency_s']} s  p95 {summary['p95_latency_s']} s  "
           f"{summary['tracks_per_min']} tracks/min (wall {summary['wall_s']} s, concurrency {args.concurrency}, "

@@ -50,14 +50,7 @@ class GenreClassifier:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "GenreClassifier":
-        ck, version = read_checkpoint_file(path, "classifier")
-        try:
-            return cls(ck, name=Path(path).name, version=version)
-        except ValueError as e:
-            raise ValueError(f"classifier checkpoint {Path(path).name}: {e}") from e
-        except (KeyError, TypeError, RuntimeError, AttributeError) as e:
-            raise ValueError(f"classifier checkpoint {Path(path).name} does not match this code "
-                             f"({type(e).__name__}: {str(e)[:160]})") from e
+        return build_from_file(cls, path, "classifier")
 
     # -- the API ------------------------------------------------------------------------------
     def predict(self, y: np.ndarray, sr: int) -> dict[str, float]:
@@ -147,6 +140,20 @@ def read_checkpoint_file(path: str | Path, what: str) -> tuple[dict, str]:
         raise ValueError(f"{what} checkpoint {path.name} is not readable "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
     return ck, hashlib.sha256(data).hexdigest()[:12]
+
+
+def build_from_file(cls, path: str | Path, what: str):
+    """cls(checkpoint, name=, version=) from a file read by read_checkpoint_file; a checkpoint that
+    does not fit this code is a ValueError naming the file, never a KeyError from deep inside."""
+    ck, version = read_checkpoint_file(path, what)
+    name = Path(path).name
+    try:
+        return cls(ck, name=name, version=version)
+    except ValueError as e:
+        raise ValueError(f"{what} checkpoint {name}: {e}") from e
+    except (KeyError, TypeError, RuntimeError, AttributeError) as e:
+        raise ValueError(f"{what} checkpoint {name} does not match this code "
+                         f"({type(e).__name__}: {str(e)[:160]})") from e
 
 
 def prepare_audio(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..options import GENRES
-from .classifier import full_probabilities, prepare_audio, read_checkpoint_file
+from .classifier import build_from_file, full_probabilities, prepare_audio
 from .descriptors import DescriptorParams, descriptors, names
 
 CHECKPOINT_NAME = "features.pt"
@@ -42,14 +42,7 @@ class FeatureJudge:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "FeatureJudge":
-        ck, version = read_checkpoint_file(path, "feature judge")
-        try:
-            return cls(ck, name=Path(path).name, version=version)
-        except ValueError as e:
-            raise ValueError(f"feature judge checkpoint {Path(path).name}: {e}") from e
-        except (KeyError, TypeError, RuntimeError, AttributeError) as e:
-            raise ValueError(f"feature judge checkpoint {Path(path).name} does not match this code "
-                             f"({type(e).__name__}: {str(e)[:160]})") from e
+        return build_from_file(cls, path, "feature judge")
 
     def predict(self, y: np.ndarray, sr: int) -> dict[str, float]:
         """Probability of each of options.GENRES (summing to 1) for the whole track."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..errors import Busy, MelodyMakerError, NotFound
@@ -74,19 +73,12 @@ class EmbeddedQueue(JobQueue):
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobState:
         job = self.status(job_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not job.finished:
-            future = self._futures.get(job_id)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if future is not None:
-                try:
-                    future.result(timeout=left)
-                except Exception:  # cancelled before it started, or timed out: the state says which
-                    pass
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if future is None or future.cancelled():
-                break
+        future = self._futures.get(job_id)
+        if future is not None and not job.finished:
+            try:  # _run catches everything, so result() only raises on a cancel or a timeout
+                future.result(timeout=timeout)
+            except Exception:  # cancelled before it started, or timed out: the state says which
+                pass
         return job
 
     def list(self) -> list[JobState]:
