@@ -12,6 +12,7 @@ let options = null;
 let counts = {};          // library clips per genre
 let onDone = () => {};
 let job = null;           // the job being followed: {id}
+let classifierMissing = false;  // from /api/health: best-of-N cannot choose here
 
 export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }) {
   options = opts;
@@ -33,11 +34,19 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   onInput(null);
 }
 
-/** Say up front when best-of-N cannot work here (health arrives after the form is usable). */
+/** Say up front when best-of-N cannot work here (health may arrive before or after the options). */
 export function showClassifier(classifier) {
-  if (classifier && !classifier.available) {
+  classifierMissing = Boolean(classifier && !classifier.available);
+  renderCandidatesHint();
+}
+
+function renderCandidatesHint() {
+  if (classifierMissing) {
     $("candidates-hint").textContent = "Needs the genre classifier to choose among versions, " +
       "which is not available here, so only 1 works for now.";
+  } else if (options) {
+    const { min, max } = options.candidates;
+    $("candidates-hint").textContent = `Make ${min}–${max} versions and keep the one that sounds most like the genre.`;
   }
 }
 
@@ -60,7 +69,7 @@ function applyLimits() {
   }
   const { min, max } = options.candidates;
   Object.assign($("candidates"), { min: String(min), max: String(max), value: String(min) });
-  $("candidates-hint").textContent = `Make ${min}–${max} versions and keep the one that sounds most like the genre.`;
+  renderCandidatesHint();
 }
 
 function renderGenres() {
