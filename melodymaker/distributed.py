@@ -165,6 +165,7 @@ def finish(rank: Rank, *models: torch.nn.Module) -> None:
     print(f"rank {rank.rank}/{rank.world}: weights {' '.join(mine)}", file=sys.stderr, flush=True)
     every: list = [None] * rank.world
     torch.distributed.all_gather_object(every, mine)
+    torch.distributed.barrier()  # no rank tears gloo down while another still talks to it
     torch.distributed.destroy_process_group()
     if any(other != mine for other in every):
         raise SystemExit(f"rank {rank.rank}: the ranks' weights differ: {every}")
