@@ -63,14 +63,10 @@ class DDIM:
             raise ValueError(f"solver {solver!r} is not one of {SOLVERS}")
         if genre not in self.genres:
             raise ValueError(f"genre {genre!r} is not one of {self.genres}")
-        m = self.net.multiple
-        window = max(m, window // m * m)
-        overlap = min(max(0, overlap), window // 2)
         samples = int(round(seconds * self.sr))
         mdct = MDCT(self.hop)
         total = mdct.frames_for(samples)
-        advance = window - overlap
-        windows = 1 if total <= window else 1 + math.ceil((total - window) / advance)
+        windows, window, overlap = plan_windows(total, window, overlap, self.net.multiple)
         gen = torch.Generator().manual_seed(int(seed))
         label = self.genres.index(genre)
         frames = None
@@ -84,6 +80,18 @@ class DDIM:
         with torch.no_grad():
             y = mdct.inverse(coeffs, samples)
         return y.numpy().astype(np.float32)
+
+
+def plan_windows(total: int, window: int, overlap: int, multiple: int) -> tuple[int, int, int]:
+    """(windows, frames per window, overlap) covering `total` frames with windows of at most
+    `window` frames (a multiple of the network's `multiple`), each overlapping the one before by
+    `overlap`: as few windows as that allows, all of one size, the smallest that covers the
+    track. (A fixed window size made a 5 s track pay for 512 frames where it needs 431.)"""
+    window = max(multiple, window // multiple * multiple)
+    overlap = min(max(0, overlap), window // 2)
+    n = 1 if total <= window else 1 + math.ceil((total - window) / (window - overlap))
+    size = math.ceil((total + (n - 1) * overlap) / n / multiple) * multiple
+    return n, min(window, max(multiple, size)), overlap
 
 
 def load(path: str | Path) -> DDIM:

@@ -16,6 +16,8 @@ import time
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from .weights import float_weights, half_weights  # noqa: F401 (the trainers import them from here)
+
 
 def _int_list(s: str) -> list[int]:
     return [int(x) for x in s.split(",") if x.strip()]
@@ -131,18 +133,6 @@ def atomic_save(path: Path, obj) -> None:
     else:
         torch.save(obj, tmp)
     tmp.replace(path)
-
-
-def float_weights(state: dict) -> dict:
-    """A state dict with floating-point tensors in float32 (checkpoints ship them in float16)."""
-    import torch
-    return {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
-
-
-def half_weights(state: dict) -> dict:
-    """A state dict with floating-point tensors in float16: half the size of a shipped checkpoint."""
-    import torch
-    return {k: v.detach().cpu().half() if torch.is_floating_point(v) else v for k, v in state.items()}
 
 
 # -- data ------------------------------------------------------------------------------------------

@@ -171,3 +171,34 @@ def test_a_broken_checkpoint_makes_ddim_unavailable_but_the_server_serves(damage
         torch.save({"weights": torch.zeros(3)}, ckpt)
     settings.models_dir = models
     refuse_mode_and_serve(settings, "ddim")
+
+
+# -- windows and weights ---------------------------------------------------------------------------
+@pytest.mark.parametrize("total", [1, 100, 431, 862, 1034, 2584, 25840])
+@pytest.mark.parametrize("window,overlap", [(256, 32), (512, 64), (64, 16)])
+def test_windows_cover_the_track_with_no_more_than_they_need(total, window, overlap):
+    n, size, kept = sample.plan_windows(total, window, overlap, 16)
+    assert size % 16 == 0 and size <= window and kept == overlap
+    covered = n * size - (n - 1) * overlap
+    assert covered >= total
+    assert covered - total < n * 16  # at most one rounding to the network's multiple per window
+    fewer = n - 1  # one window fewer of the largest size cannot cover the track
+    assert fewer == 0 or fewer * window - (fewer - 1) * overlap < total
+
+
+def test_int8_weights_make_a_smaller_checkpoint_that_samples_the_same_music(tiny_run, tmp_path, capsys):
+    from melodymaker import weights
+    packed = tmp_path / "ddim.pt"
+    shutil.copy(tiny_run / "ddim.pt", packed)
+    assert weights.main([str(packed), "--to", "int8"]) == 0
+    assert "int8" in capsys.readouterr().out
+    ckpt = torch.load(packed, weights_only=True)
+    assert ckpt["weights"]["storage"] == {"model": "int8"}
+    assert any(k.endswith("::int8") and v.dtype == torch.int8 for k, v in ckpt["model"].items())
+    assert packed.stat().st_size < 0.7 * (tiny_run / "ddim.pt").stat().st_size
+    a = sample.load(tiny_run / "ddim.pt").sample("blues", 1.0, seed=2, steps=4)
+    b = sample.load(packed).sample("blues", 1.0, seed=2, steps=4)
+    assert np.corrcoef(a, b)[0, 1] > 0.98
+    assert 0.9 < np.sqrt((b ** 2).mean() / (a ** 2).mean()) < 1.1
+    with pytest.raises(SystemExit):
+        weights.main([str(tmp_path / "none.pt"), "--to", "int8"])
