@@ -29,13 +29,15 @@ from .model import (
     VocoderConfig,
     from_dict,
 )
+from .vocos import KIND as VOCOS
+from .vocos import Vocos, VocosConfig
 
 FORMAT, FORMAT_VERSION = "melodymaker-melgan", 1
 """melgan.pt: trainkit's header, then version, mel and norm (the mel settings and normalisation),
 genres, generator_args and generator (EMA weights), vocoder_args and vocoder, and info (how it was
 trained). Files written before format_version ("melodymaker-melgan/1") read as well."""
 INVERSIONS = ("vocoder", "vocoder-raw", "griffinlim")
-"""vocoder: the MelGAN vocoder, then one mel-envelope correction pass (the default);
+"""vocoder: the checkpoint's vocoder (MelGAN, or Vocos when its "vocoder_kind" says so), then one mel-envelope correction pass (the default);
 vocoder-raw: the vocoder alone; griffinlim: librosa's Griffin-Lim, the baseline and fallback."""
 ENVELOPE_LIMIT = 4.0     # nats: the most the envelope correction lifts or cuts one band
 VOCODER_CHUNK = 1024     # mel frames per vocoder pass: bounds memory on long tracks
@@ -56,7 +58,13 @@ class MelGAN:
         self.genres = list(checkpoint["genres"])
         self.generator = MelGenerator(from_dict(MelGenConfig, checkpoint["generator_args"]))
         self.generator.load_state_dict(float_weights(checkpoint["generator"]))
-        self.vocoder = Vocoder(from_dict(VocoderConfig, checkpoint["vocoder_args"]))
+        self.vocoder_kind = checkpoint.get("vocoder_kind", "melgan")
+        if self.vocoder_kind == VOCOS:
+            self.vocoder = Vocos(VocosConfig(**checkpoint["vocoder_args"]))
+        elif self.vocoder_kind == "melgan":
+            self.vocoder = Vocoder(from_dict(VocoderConfig, checkpoint["vocoder_args"]))
+        else:
+            raise ValueError(f"unknown vocoder kind {self.vocoder_kind!r} (this code reads melgan and {VOCOS})")
         self.vocoder.load_state_dict(float_weights(checkpoint["vocoder"]))
         if self.vocoder.hop != self.mel.hop:
             raise ValueError(f"vocoder upsamples by {self.vocoder.hop}, the mel hop is {self.mel.hop}")
@@ -86,8 +94,12 @@ class MelGAN:
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor, n_samples: int | None = None) -> np.ndarray:
-        """Normalised mel (n_mels, frames) -> float32 audio, in chunks that share context."""
+        """Normalised mel (n_mels, frames) -> float32 audio, in chunks that share context (a Vocos
+        vocoder, at the frame rate throughout, takes the whole track in one pass)."""
         frames = mel.shape[-1]
+        if self.vocoder_kind == VOCOS:
+            n = (frames - 1) * self.mel.hop if n_samples is None else n_samples
+            return self.vocoder(mel.float()[None], n)[0].numpy().astype(np.float32)
         out = []
         for start in range(0, frames, VOCODER_CHUNK):
             stop = min(frames, start + VOCODER_CHUNK)

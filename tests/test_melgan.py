@@ -205,3 +205,81 @@ def test_vocoder_output_length_is_frames_times_hop():
     v = Vocoder(VocoderConfig(ngf=4))
     assert v.hop == 256
     assert v(torch.zeros(1, 80, 7)).shape == (1, 7 * 256)
+
+
+# -- the Vocos vocoder ---------------------------------------------------------------------------
+VOCOS_TINY = ["--steps", "16", "--seed", "0", "--threads", "1", "--holdout", "1", "--compare-clips", "1",
+              "--samples", "4096", "--batch", "4", "--dim", "32", "--intermediate", "64", "--layers", "2",
+              "--lr", "3e-3", "--lr-final", "1e-3", "--log-every", "4", "--save-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def vocos_run(tiny_run, composed_library, tmp_path_factory):
+    """A tiny Vocos trained for 16 steps for the tiny MEL-GAN's mels, through train_vocos.main()."""
+    from melgan_model import train_vocos
+    out = tmp_path_factory.mktemp("vocos_run")
+    torch_threads = torch.get_num_threads()
+    assert train_vocos.main(["--genres", str(composed_library), "--melgan", str(tiny_run / "melgan.pt"),
+                             "--out", str(out)] + VOCOS_TINY) == 0
+    torch.set_num_threads(torch_threads)
+    return out
+
+
+def test_vocos_learns_and_its_run_writes_checkpoint_log_and_card(vocos_run, tiny_run, composed_library):
+    from melgan_model import train_vocos
+    from melgan_model.vocos import Vocos, VocosConfig
+    with open(vocos_run / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16]
+    assert float(rows[-1]["mrstft"]) < float(rows[0]["mrstft"])
+    card = json.loads((vocos_run / "card.json").read_text())
+    assert card["steps"] == 16 and card["library"]["train_clips"] > 0
+    assert set(card["inversion_on_held_out_real_mels"]) >= {"vocoder", "vocoder-raw", "griffinlim"}
+    # the trained vocoder inverts a real clip's mel better than the same network untrained
+    model = sample.load(vocos_run / "melgan-with-vocos.pt")
+    y = torch.from_numpy(np.asarray(sf.read(sorted(composed_library.glob("*/*.au"))[0])[0][:22050], dtype=np.float32))
+    mel = model.norm.normalise(model.logmel(y[None])[0])
+    untrained = Vocos(VocosConfig(n_mels=80, dim=32, intermediate=64, layers=2)).eval()
+    stft = train_vocos.MultiResolutionSTFTLoss()
+    with torch.inference_mode():
+        trained_error = float(stft(torch.from_numpy(model.vocode(mel, len(y)))[None], y[None]))
+        untrained_error = float(stft(untrained(mel[None], len(y)), y[None]))
+    assert trained_error < untrained_error
+
+
+def test_vocos_training_resumes_and_installs_into_a_melgan_checkpoint(vocos_run, tiny_run, composed_library,
+                                                                      tmp_path, settings):
+    from melgan_model import train_vocos
+    run = tmp_path / "run"
+    shutil.copytree(vocos_run, run)
+    assert train_vocos.main(["--genres", str(composed_library), "--melgan", str(tiny_run / "melgan.pt"),
+                             "--out", str(run)] + VOCOS_TINY[:1] + ["20"] + VOCOS_TINY[2:]) == 0
+    with open(run / "losses.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [4, 8, 12, 16, 20]
+    target = tmp_path / "models" / "melgan" / "melgan.pt"
+    target.parent.mkdir(parents=True)
+    shutil.copy(tiny_run / "melgan.pt", target)
+    assert train_vocos.main(["--out", str(run), "--install", str(target)]) == 0
+    model = sample.load(target)
+    assert model.vocoder_kind == "vocos" and model.info["vocoder"]["step"] == 20
+    original = sample.load(tiny_run / "melgan.pt")
+    for k, v in model.generator.state_dict().items():  # the generator is the same one, stored in fp16
+        assert torch.allclose(v, original.generator.state_dict()[k].half().float())
+    # served: exact length, and the same seed gives the same audio
+    from melodymaker.engines.melgan import load as load_engine
+    from melodymaker.request import GenerationRequest
+    settings.models_dir = tmp_path / "models"
+    engine = load_engine(settings)
+    request = GenerationRequest.parse({"mode": "melgan", "genre": "rock", "length": 1.5, "seed": 4})
+    a, b = engine.generate(request), engine.generate(request)
+    assert len(a.audio) == round(1.5 * 22050) and np.array_equal(a.audio, b.audio)
+    assert np.abs(a.audio).max() > 1e-3
+
+
+def test_vocos_refuses_a_melgan_with_other_mel_settings(vocos_run, tiny_run, tmp_path):
+    from melgan_model import train_vocos
+    other = torch.load(tiny_run / "melgan.pt", weights_only=True)
+    other["norm"]["lo"] = other["norm"]["lo"] - 1
+    torch.save(other, tmp_path / "melgan.pt")
+    with pytest.raises(SystemExit, match="normalisation"):
+        train_vocos.main(["--out", str(vocos_run), "--install", str(tmp_path / "melgan.pt")])
