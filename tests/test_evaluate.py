@@ -190,3 +190,16 @@ def test_a_mode_whose_process_fails_is_a_row_with_its_reason():
     row = summarise("ddim", {"crashed": "BrokenProcessPool: killed"}, {}, None)
     assert set(row) == set(ROW_KEYS) and row["tracks"] is None
     assert "ddim (failed)" in markdown([row]) and "BrokenProcessPool" in markdown([row])
+
+
+def test_spread_ratio_tells_a_collapsed_mode_from_a_varied_one():
+    from melodymaker.evaluate.summary import spread_ratio
+    rng = np.random.default_rng(0)
+    genres = ["jazz"] * 20 + ["rock"] * 20
+    centres = {"jazz": np.zeros(16), "rock": np.full(16, 5.0)}
+    library = np.stack([centres[g] + rng.normal(size=16) for g in genres])
+    varied = np.stack([centres[g] + rng.normal(size=16) for g in genres])
+    collapsed = np.stack([centres[g] + 0.05 * rng.normal(size=16) for g in genres])
+    assert 0.8 < spread_ratio(genres, varied, genres, library) < 1.25
+    assert spread_ratio(genres, collapsed, genres, library) < 0.1
+    assert spread_ratio(genres, varied, [], None) is None

@@ -11,7 +11,7 @@ ROW_KEYS = (
     "fit_cnn", "fit_features", "genre_fit", "mean_p_cnn", "mean_p_features", "mean_p_combined",
     "judges_reason", "tempo_error_median_pct", "length_error_max_ms", "tails_over_limit",
     "tail_max_ms", "lead_max_ms", "realtime_factor_median", "peak_memory_mb",
-    "frechet_distance", "frechet_floor", "frechet_reason",
+    "frechet_distance", "frechet_floor", "frechet_reason", "spread_ratio",
     "ceiling_path", "ceiling_clips", "ceiling_fit_cnn", "ceiling_fit_features", "ceiling_genre_fit",
     "ceiling_mrstft", "ceiling_reason")
 """Every key of a summary row (the JSON's "summary"), present in every row, None when not measured."""
@@ -51,8 +51,30 @@ def summarise(mode: str, result: dict, reference: dict, ceiling: dict | None) ->
     if errors and not done:
         row["reason"] = f"every request failed: {errors[0]['error']}"
     row.update(_frechet(result.get("embeddings"), reference))
+    row["spread_ratio"] = spread_ratio([r["genre"] for r in done if "cnn_top1" in r], result.get("embeddings"),
+                                       [k.split("/")[0] for k in reference.get("keys") or []],
+                                       reference.get("embeddings"))
     row.update(_ceiling_cells(mode, ceiling))
     return row
+
+
+def spread_ratio(genres: list[str], embeddings, ref_genres: list[str], ref_embeddings) -> float | None:
+    """Mode collapse, checked rather than assumed: per genre, the spread of the tracks' CNN
+    embeddings (the root of the mean variance per dimension) over the spread of the reference
+    library clips of that genre; the median over the genres with at least 3 of each. About 1: as
+    varied as the library; far below 1: the mode makes one track per genre. None when it cannot be
+    measured (no judges or no reference clips)."""
+    gen, ref = np.asarray(embeddings if embeddings is not None else []), \
+        np.asarray(ref_embeddings if ref_embeddings is not None else [])
+    if len(gen) != len(genres) or len(ref) != len(ref_genres) or not len(gen) or not len(ref):
+        return None
+    spread = lambda x: float(np.sqrt(x.var(axis=0).mean()))
+    ratios = []
+    for g in sorted(set(genres) & set(ref_genres)):
+        a, b = gen[[x == g for x in genres]], ref[[x == g for x in ref_genres]]
+        if len(a) >= 3 and len(b) >= 3 and spread(b) > 0:
+            ratios.append(spread(a) / spread(b))
+    return round(float(np.median(ratios)), 3) if ratios else None
 
 
 def _frechet(generated, reference: dict) -> dict:
@@ -86,7 +108,7 @@ COLUMNS = (
     ("genre_fit", "genre fit (lower)"), ("tracks", "tracks"),
     ("tempo_error_median_pct", "tempo err % (median)"), ("length_error_max_ms", "length err ms (max)"),
     ("tails", f"tail > {TAIL_LIMIT_MS:g} ms (max ms)"), ("realtime_factor_median", "× real time (median)"),
-    ("peak_memory_mb", "peak MB"), ("frechet", "Fréchet (lib/lib floor)"),
+    ("peak_memory_mb", "peak MB"), ("frechet", "Fréchet (lib/lib floor)"), ("spread_ratio", "spread (vs lib)"),
     ("ceiling_fit_cnn", "ceiling: CNN"), ("ceiling_fit_features", "ceiling: features"),
     ("ceiling_mrstft", "ceiling: MR-STFT"))
 
