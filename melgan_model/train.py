@@ -14,7 +14,7 @@ writes.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +23,25 @@ import torch.nn.functional as F
 
 from melodymaker import distributed
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, atomic_save, carry_figures, checkpoint_header,
-                                  ema_update, evaluate_section, ints, load_clips, load_resume, markdown_benchmark,
-                                  markdown_losses, markdown_notes, markdown_training, read_card, restore,
-                                  run_info, save_card, set_lr, split_args, trainer_parser, training_state)
+                                  ema_update, evaluate_section, float_weights, ints, load_clips, load_resume,
+                                  markdown_benchmark, markdown_losses, markdown_notes, markdown_training, read_card,
+                                  read_checkpoint, restore, run_info, save_card, set_lr, split_args, trainer_parser, training_state)
 from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
     LogMel,
     MelConfig,
-    MelDiscriminator,
     MelGenConfig,
     MelGenerator,
     MelNorm,
     MultiResolutionSTFTLoss,
     MultiScaleDiscriminator,
+    MultiScaleMelDiscriminator,
     Vocoder,
     VocoderConfig,
     config_dict,
     count_params,
+    diff_augment,
     from_dict,
 )
 from .sample import FORMAT, FORMAT_VERSION, compare_inversions, load
@@ -63,6 +64,8 @@ class TrainConfig:
     device: str = "cpu"
     holdout: int = 2              # clips per genre kept out of training (vocoder comparison)
     per_genre: int = 0            # use at most this many clips per genre; 0 = all
+    init_from: str = ""           # a melgan.pt whose mel settings, normalisation, generator (and, with
+                                  # --voc-batch 0, vocoder) a fresh run starts from
     # the mel GAN
     gan_frames: int = 256         # training window in mel frames (~3 s)
     gan_batch: int = 16
@@ -75,7 +78,9 @@ class TrainConfig:
     ema: float = 0.999
     g_channels: str = "256,192,128,128"
     d_channels: str = "128,256,256,384"
-    # the vocoder
+    d_scales: int = 1             # mel discriminators at 1, 1/2, 1/4 ... of the frame rate
+    augment: float = 0.0          # DiffAugment: probability of each transform, real and generated alike
+    # the vocoder (--voc-batch 0: not trained; the --init-from checkpoint's vocoder ships unchanged)
     voc_samples: int = 8192
     voc_batch: int = 8
     lr_v: float = 2e-4
@@ -167,29 +172,33 @@ def inference_checkpoint(s: dict) -> dict:
     """The part of the training state that sampling needs; a few MB."""
     return {**checkpoint_header(FORMAT, FORMAT_VERSION, s["step"]), "version": f"step{s['step']}",
             "mel": s["mel"], "norm": s["norm"], "genres": s["genres"], "generator_args": s["generator_args"],
-            "generator": s["generator_ema"], "vocoder_args": s["vocoder_args"], "vocoder": s["vocoder"],
-            "info": s["info"]}
+            "generator": s["generator_ema"], "vocoder_kind": s.get("vocoder_kind", "melgan"),
+            "vocoder_args": s["vocoder_args"], "vocoder": s["vocoder"], "info": s["info"]}
 
 
 # -- one update of each half --------------------------------------------------------------------
-def gan_step(G: MelGenerator, D: MelDiscriminator, opt_g, opt_d, batches: Batches, cfg: TrainConfig,
+def gan_step(G: MelGenerator, D: MultiScaleMelDiscriminator, opt_g, opt_d, batches: Batches, cfg: TrainConfig,
              rng: torch.Generator, device) -> dict:
-    """The mel GAN: hinge loss, projection + auxiliary genre head, feature matching."""
+    """The mel GAN: hinge loss, projection + auxiliary genre head, feature matching, each the
+    mean over the discriminator's time scales; DiffAugment on every mel the discriminator sees."""
     real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
     real, genre = real.to(device), genre.to(device)
     z, zg = distributed.unwrap(G).noise(len(genre), cfg.gan_frames, generator=rng)
     fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
-    lr_, cr, _ = D(real, genre)
-    lf, _, _ = D(fake.detach(), genre)
-    d_hinge = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
-    d_ac = F.cross_entropy(cr, genre)
+    aug = lambda m: diff_augment(m, cfg.augment, rng)
+    mean = lambda xs: sum(xs) / len(xs)
+    real_out, fake_out = D(aug(real), genre), D(aug(fake.detach()), genre)
+    d_hinge = mean([F.relu(1 - r[0]).mean() + F.relu(1 + f[0]).mean() for r, f in zip(real_out, fake_out)])
+    d_ac = mean([F.cross_entropy(r[1], genre) for r in real_out])
     opt_d.zero_grad(set_to_none=True)
     (d_hinge + cfg.ac_weight * d_ac).backward()
     opt_d.step()
-    lf, cf, ff = D(fake, genre)
+    fake_out = D(aug(fake), genre)
     with torch.no_grad():
-        _, _, fr = D(real, genre)
-    g_adv, g_fm, g_ac = -lf.mean(), feature_matching(fr, ff), F.cross_entropy(cf, genre)
+        real_out = D(aug(real), genre)
+    g_adv = mean([-f[0].mean() for f in fake_out])
+    g_fm = mean([feature_matching(r[2], f[2]) for r, f in zip(real_out, fake_out)])
+    g_ac = mean([F.cross_entropy(f[1], genre) for f in fake_out])
     opt_g.zero_grad(set_to_none=True)
     (g_adv + cfg.fm_weight * g_fm + cfg.ac_weight * g_ac).backward()
     opt_g.step()
@@ -230,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     resume = load_resume(out / STATE, cfg, RUN_KEYS, fresh=opts.fresh)
-    mel = MelConfig(**resume["mel"]) if resume else MelConfig()
+    init = read_checkpoint(cfg.init_from, FORMAT, FORMAT_VERSION, name="MEL-GAN") if cfg.init_from and not resume \
+        else None
+    source = resume or init                        # where mel settings, normalisation and config come from
+    mel = MelConfig(**source["mel"]) if source else MelConfig()
     torch.manual_seed(cfg.seed)
     train, held, library = load_library(cfg, mel)
     if opts.card_only:
@@ -240,37 +252,51 @@ def main(argv: list[str] | None = None) -> int:
             write_card(out, held, cfg, evaluate_json=opts.evaluate_json)
         return 0
 
-    norm = MelNorm.from_state(resume["norm"]) if resume else MelNorm.fit(
+    norm = MelNorm.from_state(source["norm"]) if source else MelNorm.fit(
         np.concatenate([lm[:, ::4] for _, _, lm in train], axis=1))
-    if resume:
-        gcfg, vcfg = from_dict(MelGenConfig, resume["generator_args"]), from_dict(VocoderConfig, resume["vocoder_args"])
+    if source:
+        gcfg = from_dict(MelGenConfig, source["generator_args"])
+        if init:  # the discriminator is new: its shape is this run's
+            gcfg = replace(gcfg, d_channels=ints(cfg.d_channels))
     else:
         gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
                             d_channels=ints(cfg.d_channels))
-        vcfg = VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=ints(cfg.ratios))
-    G, D = MelGenerator(gcfg).to(device), MelDiscriminator(gcfg).to(device)
-    V, MSD = Vocoder(vcfg).to(device), MultiScaleDiscriminator(vcfg).to(device)
-    if V.hop != mel.hop:
-        raise SystemExit(f"--ratios multiply to {V.hop}, the mel hop is {mel.hop}")
+    G, D = MelGenerator(gcfg).to(device), MultiScaleMelDiscriminator(gcfg, cfg.d_scales).to(device)
+    if init:
+        G.load_state_dict(float_weights(init["generator"]))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(0.5, 0.9))
-    opt_v = torch.optim.Adam(V.parameters(), cfg.lr_v, betas=(0.5, 0.9))
-    opt_msd = torch.optim.Adam(MSD.parameters(), cfg.lr_v, betas=(0.5, 0.9))
-    parts = {"generator": G, "generator_ema": G_ema, "discriminator": D, "vocoder": V,
-             "vocoder_discriminator": MSD, "opt_g": opt_g, "opt_d": opt_d, "opt_v": opt_v, "opt_msd": opt_msd}
+    parts = {"generator": G, "generator_ema": G_ema, "discriminator": D, "opt_g": opt_g, "opt_d": opt_d}
+    carried = None                                 # a vocoder this run ships without training it
+    if cfg.voc_batch > 0:
+        vcfg = from_dict(VocoderConfig, resume["vocoder_args"]) if resume else \
+            VocoderConfig(n_mels=mel.n_mels, ngf=cfg.ngf, ratios=ints(cfg.ratios))
+        V, MSD = Vocoder(vcfg).to(device), MultiScaleDiscriminator(vcfg).to(device)
+        if V.hop != mel.hop:
+            raise SystemExit(f"--ratios multiply to {V.hop}, the mel hop is {mel.hop}")
+        opt_v = torch.optim.Adam(V.parameters(), cfg.lr_v, betas=(0.5, 0.9))
+        opt_msd = torch.optim.Adam(MSD.parameters(), cfg.lr_v, betas=(0.5, 0.9))
+        parts.update({"vocoder": V, "vocoder_discriminator": MSD, "opt_v": opt_v, "opt_msd": opt_msd})
+    elif source:
+        carried = {k: source[k] for k in ("vocoder_kind", "vocoder_args", "vocoder") if k in source}
+    else:
+        raise SystemExit("--voc-batch 0 trains no vocoder: give --init-from a melgan.pt whose vocoder to keep")
     rng = distributed.rank_generator(cfg.seed, rank)
     step, wall = 0, 0.0
     if resume:
         step, wall = restore(resume, parts, rng)
-        set_lr(opt_v, cfg.lr_v)  # the schedule may change on resume
+        if "opt_v" in parts:
+            set_lr(opt_v, cfg.lr_v)  # the schedule may change on resume
         if not rank.main:                          # the saved generator is rank 0's
             rng = distributed.rank_generator(cfg.seed, rank, step)
-    trained = {k: distributed.wrap(m, rank) for k, m in (("G", G), ("D", D), ("V", V), ("MSD", MSD))}
+    trained = {k: distributed.wrap(parts[name], rank) for k, name in (("G", "generator"), ("D", "discriminator"),
+               ("V", "vocoder"), ("MSD", "vocoder_discriminator")) if name in parts}
     info = run_info("melgan_model.train", argv, resume and resume["info"], config=asdict(cfg), library=library,
                     device=str(device), threads=cfg.threads,
                     params={"mel_generator": count_params(G), "mel_discriminator": count_params(D),
-                            "vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)})
+                            **({"vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)}
+                               if "vocoder" in parts else {})})
     last: dict = {}
 
     def checkpoint() -> None:
@@ -279,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         state = training_state(
             parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, mel=mel.asdict(),
             norm=norm.state(), genres=list(GENRES), generator_args=config_dict(gcfg),
-            vocoder_args=config_dict(vcfg),
+            **(carried or {"vocoder_args": config_dict(vcfg)}),
             info={**info, "step": clock.step, "wall_seconds": round(clock.wall, 1), "final_losses": last})
         atomic_save(out / STATE, state)
         atomic_save(out / CHECKPOINT, inference_checkpoint(state))
@@ -297,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             gan_losses = gan_step(trained["G"], trained["D"], opt_g, opt_d, batches, cfg, rng, device)
             ema_update(G_ema, G, clock.step, cfg.ema)
         voc_losses = vocoder_step(trained["V"], trained["MSD"], opt_v, opt_msd, stft, batches, cfg,
-                                  clock.step >= cfg.voc_adv_start, device)
+                                  clock.step >= cfg.voc_adv_start, device) if "V" in trained else {}
         clock.tick()
         means.add({**(gan_losses if gan_now else {}), **voc_losses})  # mel-GAN losses only when it learned
         if clock.log_due:
@@ -314,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint()
     if rank.main:
         write_card(out, held, cfg)
-    distributed.finish(rank, G, G_ema, D, V, MSD)   # every rank holds the same weights, or it says so
+    distributed.finish(rank, *(m for name, m in parts.items() if not name.startswith("opt")))   # every rank holds the same weights, or it says so
     return 0
 
 
@@ -327,7 +353,7 @@ def write_card(out: Path, held: list, cfg: TrainConfig, *, evaluate_json: Path |
     info = model.info
     card = {"model": "MelodyMaker MEL-GAN", "checkpoint": CHECKPOINT, "format": FORMAT,
             "format_version": FORMAT_VERSION, "version": model.checkpoint_info.get("version"),
-            "checkpoint_bytes": (out / CHECKPOINT).stat().st_size,
+            "checkpoint_bytes": (out / CHECKPOINT).stat().st_size, "vocoder_kind": model.vocoder_kind,
             "command": info.get("command"), "resumed_with": info.get("resumed_with", []), "library": info.get("library"),
             "steps": info.get("step"), "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1),
             "device": info.get("device"), "threads": info.get("threads"), "params": info.get("params"),
@@ -345,9 +371,10 @@ def render_markdown(card: dict) -> str:
     """The model card as a page: README.md beside the checkpoint, made from card.json."""
     lib, inv, ev = card.get("library") or {}, card.get("inversion_on_held_out_real_mels"), card.get("evaluate")
     params = card.get("params") or {}
+    vocoder = {"vocos": "Vocos"}.get(card.get("vocoder_kind"), "MelGAN")
     lines = [
         "# MEL-GAN", "",
-        ("A genre-conditioned mel-spectrogram GAN and a MelGAN vocoder (code and method: "
+        (f"A genre-conditioned mel-spectrogram GAN and a {vocoder} vocoder (code and method: "
         "`melgan_model/README.md`). Checkpoint `melgan.pt` "
         f"(version `{card['version']}`, {card['checkpoint_bytes'] / 1e6:.1f} MB: EMA mel generator "
         f"{params.get('mel_generator', 0) / 1e6:.2f} M parameters + vocoder {params.get('vocoder', 0) / 1e6:.2f} M)."), "",
@@ -368,8 +395,8 @@ def render_markdown(card: dict) -> str:
                   "log-mel L1 (nats, lower is better) and the multi-resolution STFT loss "
                   "(spectral convergence + log-magnitude L1, lower is better)."), "",
                   "| inversion | × real time | log-mel L1 | MR-STFT |", "|---|---|---|---|"]
-        for name, label in (("vocoder", "MelGAN vocoder + one envelope-correction pass (default)"),
-                            ("vocoder-raw", "MelGAN vocoder alone"),
+        for name, label in (("vocoder", f"{vocoder} vocoder + one envelope-correction pass (default)"),
+                            ("vocoder-raw", f"{vocoder} vocoder alone"),
                             ("griffinlim", f"Griffin-Lim, {inv['griffinlim']['griffinlim_iters']} iterations")):
             r = inv[name]
             lines.append(f"| {label} | {r['realtime_factor']} | {r['logmel_l1']} | {r['mrstft']} |")

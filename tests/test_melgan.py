@@ -283,3 +283,37 @@ def test_vocos_refuses_a_melgan_with_other_mel_settings(vocos_run, tiny_run, tmp
     torch.save(other, tmp_path / "melgan.pt")
     with pytest.raises(SystemExit, match="normalisation"):
         train_vocos.main(["--out", str(vocos_run), "--install", str(tmp_path / "melgan.pt")])
+
+
+# -- the generator's recipe: DiffAugment, discriminators over time scales, continuing a run ------
+def test_diff_augment_is_differentiable_and_the_same_kind_of_mel():
+    from melgan_model.model import diff_augment
+    rng = torch.Generator().manual_seed(0)
+    mel = (torch.rand(8, 80, 64) * 2 - 1).requires_grad_(True)
+    assert torch.equal(diff_augment(mel, 0.0, rng), mel)
+    out = diff_augment(mel, 1.0, rng)
+    assert out.shape == mel.shape and not torch.equal(out, mel)
+    out.sum().backward()
+    assert mel.grad is not None and float(mel.grad.abs().sum()) > 0
+    # every example is cut somewhere: whole bands and whole frames at -1 (silence)
+    silent = (out.detach() == -1)
+    assert all(silent[i].all(dim=1).any() and silent[i].all(dim=0).any() for i in range(8))
+
+
+def test_a_run_continues_a_generator_with_augmentation_and_keeps_its_vocoder(tiny_run, composed_library, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--genres", str(composed_library), "--out", str(out)] + TINY +
+                      ["--init-from", str(tiny_run / "melgan.pt"), "--voc-batch", "0", "--augment", "0.5",
+                       "--d-scales", "2", "--steps", "6"]) == 0
+    old, new = sample.load(tiny_run / "melgan.pt"), sample.load(out / "melgan.pt")
+    for k, v in old.vocoder.state_dict().items():
+        assert torch.equal(v, new.vocoder.state_dict()[k])
+    assert np.array_equal(old.norm.lo, new.norm.lo) and old.mel == new.mel
+    assert any(not torch.equal(v, new.generator.state_dict()[k]) for k, v in old.generator.state_dict().items())
+    state = torch.load(out / "train_state.pt", weights_only=True)
+    assert any(k.startswith("discs.1.") for k in state["discriminator"]) and "vocoder_discriminator" not in state
+    # it resumes: the saved config (two scales, no vocoder) comes back with the state
+    assert train.main(["--genres", str(composed_library), "--out", str(out), "--steps", "8"]) == 0
+    assert torch.load(out / "melgan.pt", weights_only=True)["step"] == 8
+    with pytest.raises(SystemExit, match="init-from"):
+        train.main(["--genres", str(composed_library), "--out", str(tmp_path / "x")] + TINY + ["--voc-batch", "0"])
