@@ -4,7 +4,10 @@ from the benchmark's.
     python -m diffusion_model.grid --checkpoint models/ddim/ddim.pt --per-genre 3 --length 10 \
         --grid "ddim:15:256:32:2" "dpm++2m:10:512:32:2" --json grid.json
 
-Each setting is solver:steps:window:overlap:guidance. Seeds start at TUNING_SEEDS (800,000,000),
+    python -m diffusion_model.grid --checkpoint models/ddim/ddim.pt --adopt "dpm++2m:8:256:32:2"
+
+Each setting is solver:steps:window:overlap:guidance. --adopt writes one setting into the
+checkpoint as its sampling defaults (what the app and sample.py use), recording the command. Seeds start at TUNING_SEEDS (800,000,000),
 away from evaluate's reserved 900,000,000 range, so settings chosen here are not chosen on the
 benchmark's own requests. Timing is DDIM.sample alone (the engine; the post stage is the same
 for every setting), on this process's torch threads.
@@ -58,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-genre", type=int, default=3)
     p.add_argument("--length", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--grid", nargs="+", type=parse_setting, required=True)
+    p.add_argument("--grid", nargs="+", type=parse_setting, default=[])
     p.add_argument("--json", type=Path)
+    p.add_argument("--adopt", type=parse_setting, help="write this setting into the checkpoint as its defaults")
     args = p.parse_args(argv)
+    if args.adopt:
+        return adopt(Path(args.checkpoint), args.adopt, argv)
+    if not args.grid:
+        p.error("give --grid settings to measure, or --adopt one")
     if args.threads:
         torch.set_num_threads(args.threads)
     from melodymaker.classify import load_judges
@@ -80,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['solver']} | {r['steps']} | {r['window']} | {r['overlap']} | {r['guidance']} | "
               f"{r['fit_cnn']} | {r['fit_features']} | {r['genre_fit']} | {r['x_realtime_median']} |")
+    return 0
+
+
+def adopt(path: Path, setting: dict, argv: list[str] | None) -> int:
+    """The checkpoint's sampling defaults become `setting` (eta 0), the rest of it unchanged."""
+    from melodymaker.trainkit import atomic_save, run_command
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    before = dict(ckpt.get("sampling", {}))
+    ckpt["sampling"] = {**before, **setting, "eta": 0.0}
+    ckpt["sampling_history"] = list(ckpt.get("sampling_history", [])) + [
+        {"was": before, "command": run_command("diffusion_model.grid", argv)}]
+    atomic_save(path, ckpt)
+    load(path)  # still loads
+    print(f"{path}: sampling defaults {before} -> {ckpt['sampling']}")
     return 0
 
 

@@ -30,6 +30,7 @@ from melodymaker.options import GENRES, SAMPLE_RATE
 from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomic_save, checkpoint_header,
                                   config_from_args, ema_update, half_weights, read_card, run_command, save_card,
                                   set_lr)
+from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
 from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
@@ -64,6 +65,8 @@ class TrainConfig:
     guidance: float = field(default=2.0, metadata={"help": "default guidance scale stored for sampling"})
     sample_steps: int = field(default=15, metadata={"help": "default sampler steps stored for sampling"})
     solver: str = field(default="ddim", metadata={"help": "default sampler stored for sampling: ddim or dpm++2m"})
+    weights: str = field(default="int8", metadata={"help": "how ddim.pt stores the weights: int8 (per-channel "
+                                                           "scales, a quarter of float32) or float16"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
     save_every: int = 250
     log_every: int = 25
@@ -108,9 +111,11 @@ def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: tor
 
 
 def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int) -> dict:
-    """What the app serves: the EMA weights in float16 and how to turn their output into audio."""
+    """What the app serves: the EMA weights (int8 or float16, cfg.weights) and how to turn their
+    output into audio."""
+    weights = int8_weights(ema.state_dict()) if cfg.weights == "int8" else half_weights(ema.state_dict())
     return {**checkpoint_header(FORMAT, FORMAT_VERSION, step), "config": ema.cfg.to_dict(),
-            "model": half_weights(ema.state_dict()),
+            "model": weights, "weights": {"storage": {"model": cfg.weights}},
             "audio": {"sr": SAMPLE_RATE, "hop": ds.hop, "alpha": ds.alpha,
                       "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
             "genres": list(GENRES),
@@ -266,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--genres {cfg.genres}: no such folder")
     if cfg.solver not in SOLVERS:
         p.error(f"--solver must be one of: {', '.join(SOLVERS)}")
+    if cfg.weights not in ("int8", "float16"):
+        p.error("--weights must be int8 or float16")
     train(cfg, argv)
     return 0
 
