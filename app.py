@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import webbrowser
+from urllib.parse import quote
 
 from flask import Flask, Response, jsonify, request, send_file, send_from_directory
 from flask_cors import CORS
@@ -55,9 +56,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/api/tracks")
     def start_track():
-        job = service.submit(GenerationRequest.parse(_body()))
-        body = {**job.public(), "url": f"/api/tracks/{job.id}"}
-        return jsonify(body), 202, {"Location": f"/api/tracks/{job.id}"}
+        req = GenerationRequest.parse(_body())
+        job = service.submit(req)
+        body = {**job.public(), "url": f"/api/tracks/{job.id}", "ignored_fields": list(req.ignored_fields)}
+        headers = {"Location": f"/api/tracks/{job.id}", **_ignored_header(req.ignored_fields)}
+        return jsonify(body), 202, headers
 
     @app.get("/api/tracks")
     def list_tracks():
@@ -196,17 +199,30 @@ def _track_headers(meta: dict) -> dict:
               "X-Seed": meta["seed"], "X-Tempo": meta.get("tempo"), "X-Length": meta["length"],
               "X-Measured-Tempo": meta.get("measured_tempo"),
               "X-Track-Url": f"/api/tracks/{meta['id']}"}
+    key = meta.get("key")
+    if key:
+        values["X-Key"] = f"requested={key['requested']}; estimated={key['estimated'] or 'unknown'}"
     fit = meta.get("genre_fit")
     if fit:
         values["X-Genre-Fit"] = fit["probability"]
         values["X-Genre-Top3"] = ",".join(f"{t['genre']}:{t['probability']}" for t in fit["top3"])
-    return {k: str(v) for k, v in values.items() if v is not None}
+    return {**{k: str(v) for k, v in values.items() if v is not None},
+            **_ignored_header(meta.get("ignored_fields") or ())}
+
+
+def _ignored_header(names) -> dict:
+    """X-Ignored-Fields: the request's unknown field names, comma-separated, each percent-encoded
+    (a header is Latin-1 text, a JSON key any string); none when every field was understood."""
+    if not names:
+        return {}
+    return {"X-Ignored-Fields": ", ".join(quote(n, safe="") for n in names)}
 
 
 # -- CORS: pages served from another origin, such as the original MelodyMaker page ------------------
 # what such a page may read of a /generate answer: the track headers (_track_headers) and the file name
 EXPOSED_HEADERS = ("X-Track-Id", "X-Genre", "X-Mode", "X-Seed", "X-Tempo", "X-Length", "X-Measured-Tempo",
-                   "X-Track-Url", "X-Genre-Fit", "X-Genre-Top3", "Content-Disposition")
+                   "X-Track-Url", "X-Genre-Fit", "X-Genre-Top3", "X-Key", "X-Ignored-Fields",
+                   "Content-Disposition")
 
 
 def _allow_cors(app: Flask, origins) -> None:

@@ -1,4 +1,4 @@
-"""Pure (y, sr) audio functions: load, resample, tempo, stretch, length, fades, loudness, encode.
+"""Pure (y, sr) audio functions: load, resample, tempo, stretch, pitch, length, fades, loudness, encode.
 
 Audio is float32 mono, shape (n,), range [-1, 1], unless a docstring says otherwise.
 """
@@ -106,6 +106,18 @@ def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None) -> np.nda
     else:
         out = librosa.effects.time_stretch(y, rate=rate)
     return fit_length(out, n_out if n_out is not None else len(out))
+
+
+def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
+    """Audio transposed by `semitones` at the same tempo and length (Rubber Band, through
+    pedalboard's offline stretcher in its high-quality mode, formants kept)."""
+    import pedalboard
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if not semitones or len(y) < 2048:
+        return y
+    out = pedalboard.time_stretch(y[None, :], sr, 1.0, pitch_shift_in_semitones=float(semitones),
+                                  high_quality=True)[0]
+    return fit_length(out, len(y))
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:

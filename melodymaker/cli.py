@@ -26,7 +26,7 @@ def _generate(args: argparse.Namespace) -> int:
                                  "or pass --format", field="output") from None
     request = GenerationRequest.parse({
         "genre": args.genre, "instruments": args.instruments, "tempo": args.tempo,
-        "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt})
+        "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt, "key": args.key})
     # generates here, in this process, whatever queue MELODYMAKER_QUEUE names for the server
     service = Service(Settings.from_env(genres_dir=args.genres, queue=""), with_store=False)
 
@@ -41,7 +41,8 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(f"wrote {out} ({request.format}, {meta['length']:.2f} s, {request.genre}, mode {request.mode}, "
-          f"seed {request.seed}, tempo {meta.get('tempo')}, measured {meta.get('measured_tempo')} BPM"
+          f"seed {request.seed}, tempo {meta.get('tempo')}, measured {meta.get('measured_tempo')} BPM, "
+          f"key {meta['key']['requested']}, estimated {meta['key']['estimated']}"
           + (f", genre fit {meta['genre_fit']['probability']:.2f}" if meta.get("genre_fit") else "") + ")")
     return 0
 
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--length", default=str(opt.LENGTH_DEFAULT), help="seconds (1-300)")
     g.add_argument("--mode", default=engines.DEFAULT_MODE, help=", ".join(engines.MODES))
     g.add_argument("--instruments", help="comma-separated: " + ", ".join(opt.INSTRUMENTS))
+    g.add_argument("--key", help=f"'A minor', 'F# major', ... or {opt.KEY_AUTO} (the default)")
     g.add_argument("--seed", help="whole number; random when left out")
     g.add_argument("--format", help=f"{formats.allowed()}; default: from the output extension")
     g.add_argument("--genres", help="library folder (default: ./genres)")

@@ -1,10 +1,20 @@
 """The machine-readable HTTP contract (OpenAPI 3.0), built from the vocabulary in options."""
 from __future__ import annotations
 
-from . import __version__, engines, formats
+from . import __version__, engines, formats, keys
 from . import options as opt
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+IGNORED_HEADER = {"description": "the request's fields this server does not know, comma-separated, "
+                                 "percent-encoded; absent when there were none",
+                  "schema": {"type": "string"}}
+TRACK_HEADERS = {
+    "X-Track-Id": {"description": "the track's id (GET /api/tracks/{id})", "schema": {"type": "string"}},
+    "X-Key": {"description": "the key asked for and the key estimated from the audio: "
+                             "'requested=A minor; estimated=A minor' (requested=auto when none was)",
+              "schema": {"type": "string"}},
+    "X-Ignored-Fields": IGNORED_HEADER,
+}
 
 
 def _error(description: str) -> dict:
@@ -55,7 +65,15 @@ def spec() -> dict:
             "format": {"type": "string", "description": "; ".join(f"{f.name}: {f.description}" for f in formats.FORMATS.values()),
                        "enum": sorted({a for f in formats.FORMATS.values() for a in (f.name, f.extension, *f.aliases)})},
             "candidates": {"type": "integer", "minimum": opt.CANDIDATES_MIN, "maximum": opt.CANDIDATES_MAX},
+            "key": {"type": "string", "default": opt.KEY_AUTO, "enum": [opt.KEY_AUTO, *opt.KEYS],
+                    "description": "a tonic and a mode, or auto (the mode's own choice). Also accepted: any "
+                                   "case, sharps or flats either way ('Gb major' = 'F# major'), "
+                                   "'Am', 'B-flat minor'. Modes without capabilities.key pitch-shift "
+                                   f"their audio (at most {keys.MAX_SHIFT} semitones) onto the key's scale"},
         },
+        "additionalProperties": True,
+        "description": "Fields not listed here are accepted and ignored; the track's metadata "
+                       "(ignored_fields) and the X-Ignored-Fields header name them.",
     }
     body = {"required": True, "content": {"application/json": {"schema": generation}}}
     common = {"400": _error("a field is invalid; `field` names it"),
@@ -70,12 +88,13 @@ def spec() -> dict:
             "/generate": {"post": {
                 "summary": "Generate a track and answer with its bytes (the original contract)",
                 "requestBody": body,
-                "responses": {"200": _audio("the track in the requested format; X-Track-Id and "
-                                            "other X- headers describe it"),
+                "responses": {"200": {**_audio("the track in the requested format; X-Track-Id and "
+                                               "other X- headers describe it"), "headers": TRACK_HEADERS},
                               "409": _error("the generation was cancelled"), **common}}},
             "/api/tracks": {
                 "post": {"summary": "Start a generation job", "requestBody": body,
-                         "responses": {"202": _json("the job, queued", {"$ref": "#/components/schemas/Job"}),
+                         "responses": {"202": {**_json("the job, queued", {"$ref": "#/components/schemas/Job"}),
+                                               "headers": {"X-Ignored-Fields": IGNORED_HEADER}},
                                        **common}},
                 "get": {"summary": "Recent tracks, newest first",
                         "parameters": [{"name": "limit", "in": "query",

@@ -1,4 +1,4 @@
-"""The vocabulary of MelodyMaker: genres, instruments, tempo and length presets, limits.
+"""The vocabulary of MelodyMaker: genres, instruments, keys, tempo and length presets, limits.
 
 One place for each of these facts; everything else imports them. The modes are listed in
 melodymaker/engines/__init__.py (the registry) and the output formats in melodymaker/formats.py.
@@ -60,6 +60,19 @@ INSTRUMENTS = {i.name: i for i in (
     Instrument("brass", "Brass Section", 61, "harmony", 41, 82),
     Instrument("banjo", "Banjo", 105, "harmony", 48, 84),
 )}
+
+KEY_AUTO = "auto"
+"""The default key: the engine's own choice (the composer's genre style, whatever a model makes)."""
+KEY_MODES = ("major", "minor")
+KEY_TONICS = {
+    "major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
+    "minor": ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"),
+}
+"""Each key's tonic by pitch class (C = 0), spelled as its key signature has fewer accidentals;
+requests may spell it either way (melodymaker.keys parses them)."""
+KEYS = tuple(f"{tonic} {mode}" for mode in KEY_MODES for tonic in KEY_TONICS[mode])
+"""The 24 keys a request may ask for, as the server names them ('C major' ... 'B minor')."""
+
 
 @dataclass(frozen=True)
 class TempoPreset:

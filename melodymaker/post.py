@@ -1,9 +1,10 @@
-"""The shared post stage: tempo conform (when the engine cannot), exact length, fades, loudness."""
+"""The shared post stage: key and tempo conform (when the engine cannot), exact length, fades,
+loudness, and what the user will check measured on the result (tempo, key, loudness)."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import audio
+from . import audio, keys
 from .audio import conform_tempo
 from .engines.base import Capabilities
 from .request import GenerationRequest
@@ -30,10 +31,13 @@ def source_length(request: GenerationRequest, capabilities: Capabilities,
 
 
 def finish(track: Track, request: GenerationRequest, capabilities: Capabilities) -> Track:
-    """Conform a Track to the request; measure what the user will check (tempo, loudness)."""
+    """Conform a Track to the request; measure what the user will check (tempo, key, loudness)."""
     sr = track.sr
     y = np.asarray(track.audio, dtype=np.float32)
     meta = dict(track.meta)
+    requested_key, key_shift = request.musical_key, None
+    if requested_key is not None and not capabilities.key:
+        y, key_shift = keys.shift_to(y, sr, requested_key)
     if request.tempo and not capabilities.tempo:
         y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
     n = int(round(request.length * sr))
@@ -51,5 +55,24 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
     meta.update({"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
                  "measured_tempo": round(tempo, 2) if tempo else None,
                  "loudness_lufs": round(audio.loudness(y, sr), 2),
-                 "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2)})
+                 "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2),
+                 "key": key_report(y, sr, requested_key, key_shift, meta.get("written_key"))})
     return Track(y, sr, track.midi, meta)
+
+
+def key_report(y: np.ndarray, sr: int, requested: keys.Key | None, shift: dict | None = None,
+               written: str | None = None) -> dict:
+    """What a track's metadata says of its key: the key asked for ('auto' or a name), the key
+    estimated from the audio (None for silence) with its profile correlation, how the two relate
+    (keys.relation) when a key was asked for, the pitch shift that conformed it (modes that cannot
+    write in a key) and the key of the score (modes that write one)."""
+    found = keys.estimate(y, sr)
+    report = {"requested": keys.name(requested), "estimated": found.key.name if found else None,
+              "correlation": round(found.correlation, 3) if found else None}
+    if requested is not None:
+        report["relation"] = keys.relation(requested, found.key) if found else None
+    if shift is not None:
+        report["shift"] = shift
+    if written is not None:
+        report["written"] = written
+    return report

@@ -2,10 +2,12 @@
 
 Accepts the structured form
     {"genre": "jazz", "instruments": ["piano", "bass"], "tempo": 96, "length": 20,
-     "mode": "dataset", "seed": 7, "format": "mp3"}
+     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor"}
 and the original MelodyMaker page's strings
     {"genre": "HipHop", "instruments": "Piano", "tempo": "Medium (90-120 BPM)",
      "length": "Demo (30 seconds)", "generate_mode": 0}.
+Fields it does not know are accepted (clients send extras) and listed in `ignored_fields`, so the
+track's metadata and the X-Ignored-Fields header show a typo such as "Key" instead of losing it.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from . import formats
+from . import formats, keys
 from . import options as opt
 from .engines import DEFAULT_MODE, MODE_NUMBERS, MODES
 from .errors import InvalidRequest
@@ -32,11 +34,19 @@ class GenerationRequest:
     seed: int = 0
     format: str = formats.DEFAULT
     candidates: int = 1
+    key: str = opt.KEY_AUTO
+    ignored_fields: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["instruments"] = list(self.instruments)
+        d["ignored_fields"] = list(self.ignored_fields)
         return d
+
+    @property
+    def musical_key(self) -> keys.Key | None:
+        """The requested key, or None for 'auto'."""
+        return keys.parse(self.key)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> "GenerationRequest":
@@ -56,7 +66,15 @@ class GenerationRequest:
             seed=seed,
             format=parse_format(data.get("format")),
             candidates=parse_candidates(data.get("candidates")),
+            key=parse_key(data.get("key")),
+            ignored_fields=ignored_fields(data),
         )
+
+
+FIELDS = ("genre", "instruments", "tempo", "length", "mode", "generate_mode", "seed", "format",
+          "candidates", "key")
+"""Every field a request may carry (ignored_fields, too: a queued job's request is parsed again)."""
+IGNORED_MAX, IGNORED_NAME_MAX = 50, 100
 
 
 def _key(text: str) -> str:
@@ -200,3 +218,18 @@ def parse_candidates(value: Any) -> int:
         raise InvalidRequest(f"candidates {value!r} must be a whole number from {opt.CANDIDATES_MIN} "
                              f"to {opt.CANDIDATES_MAX}", field="candidates")
     return int(n)
+
+
+def parse_key(value: Any) -> str:
+    """'auto' (the default) or a key's name as the server spells it: 'A minor', 'F# major'."""
+    return keys.name(keys.parse(value))
+
+
+def ignored_fields(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the fields a request carries that no parse_* reads, in the order sent (at most
+    IGNORED_MAX, each cut to IGNORED_NAME_MAX characters), with any listed by an earlier parse of
+    the same request (its to_dict()'s ignored_fields)."""
+    earlier = data.get("ignored_fields")
+    names = [n for n in earlier if isinstance(n, str)] if isinstance(earlier, (list, tuple)) else []
+    names += [str(n) for n in data if n not in FIELDS and n != "ignored_fields"]
+    return tuple(dict.fromkeys(n[:IGNORED_NAME_MAX] for n in names))[:IGNORED_MAX]

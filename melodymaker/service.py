@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__, audio, engines, formats, post
+from . import __version__, audio, engines, formats, keys, post
 from . import options as opt
 from .engines.base import Engine, Progress, no_progress
 from .errors import AudioDecodeError, ModeUnavailable, NotFound, QueueUnavailable
@@ -179,9 +179,10 @@ class Service:
             "timings": {"generate": round(t1 - t0, 3), "post": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
-            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo")},
+            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo", "key")},
+            "ignored_fields": list(request.ignored_fields),
         }
-        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs") if k in track.meta})
+        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key") if k in track.meta})
         track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
         return track, meta
 
@@ -254,6 +255,9 @@ class Service:
                 {"label": p.label, "low": p.low, "high": p.high} for p in opt.TEMPO_PRESETS]},
             "length": {"min": opt.LENGTH_MIN, "max": opt.LENGTH_MAX, "default": opt.LENGTH_DEFAULT,
                        "presets": [{"label": k, "seconds": v} for k, v in opt.LENGTH_PRESETS.items()]},
+            # a mode without capabilities.key pitch-shifts its audio by at most max_shift semitones
+            "key": {"default": opt.KEY_AUTO, "keys": list(opt.KEYS), "modes": list(opt.KEY_MODES),
+                    "max_shift": keys.MAX_SHIFT},
             "modes": self.modes(),
             "default_mode": engines.DEFAULT_MODE,
             "classifier": self.classifier_status(),

@@ -8,7 +8,8 @@ from melodymaker.settings import Settings
 ORIGINAL_BODY = {"genre": "HipHop", "instruments": "Piano", "tempo": "Fast (130-160 BPM)",
                  "length": "Demo (30 seconds)"}
 TRACK_HEADERS = {"X-Track-Id", "X-Genre", "X-Mode", "X-Seed", "X-Tempo", "X-Length", "X-Measured-Tempo",
-                 "X-Track-Url", "X-Genre-Fit", "X-Genre-Top3", "Content-Disposition"}
+                 "X-Track-Url", "X-Genre-Fit", "X-Genre-Top3", "X-Key", "X-Ignored-Fields",
+                 "Content-Disposition"}
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
+from ..keys import Key
 from ..options import GENRES, INSTRUMENTS, ROLES, SAMPLE_RATE
 from . import parts
 from .styles import STYLES, Section, Style
@@ -131,11 +132,12 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
 
 
 def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int, kit: int | None = None) -> tuple[pretty_midi.PrettyMIDI, dict]:
+            seed: int, kit: int | None = None, key: Key | None = None) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """Write a genre arrangement as a multi-track score of exactly `length` seconds.
 
-    tempo: BPM, or None for a seeded tempo in the genre's range. The music ends with the
-    style's cadence and a tonic chord that rings from the last bar line to `length`.
+    tempo: BPM, or None for a seeded tempo in the genre's range. key: the key to write in, or
+    None for a seeded one of the genre's usual keys. The music ends with the style's cadence and
+    a tonic chord that rings from the last bar line to `length`.
     kit: the GM2 drum kit, default the style's first. Returns (score, facts): facts has
     tempo, key, instruments by role and the form.
     """
@@ -144,7 +146,10 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
     style = STYLES[genre]
     rng = random.Random(f"compose:{genre}:{seed}")
     bpm = float(tempo) if tempo else float(rng.randint(*style.tempo))
+    # drawn even when the key is given, so that the rest of the song is the same seed's song
     tonic, mode = rng.choice(style.tonics), rng.choice(style.modes)
+    if key is not None:
+        tonic, mode = key.tonic, key.mode
     bar_len = 4 * 60.0 / bpm
     ring = min(RING_MIN, 0.3 * length)
     n_bars = max(0, int((length - ring) / bar_len))
@@ -215,13 +220,13 @@ def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
 
 
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int, kit: int | None = None, sr: int = SAMPLE_RATE, soundfont=None,
-            on_composed=None
+            seed: int, kit: int | None = None, key: Key | None = None, sr: int = SAMPLE_RATE,
+            soundfont=None, on_composed=None
             ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
     """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end."""
     from ..midi import render
     score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
-                           kit=kit)
+                           kit=kit, key=key)
     if on_composed is not None:
         on_composed()
     y = render(score, sr, soundfont=soundfont)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..options import GENRES, INSTRUMENTS, ROLES
+from ..options import GENRES, INSTRUMENTS, KEY_MODES, ROLES
 
 
 @dataclass(frozen=True)
@@ -159,19 +159,23 @@ _add(Style(
 _add(Style(
     "country", tempo=(96, 140), feel="straight", swing=0.54, swing_unit=2, humanize_ms=5,
     tonics=(7, 2, 9, 0, 4), modes=("major",),
-    progressions=_prog(major={
-        "A": (("I", "IV", "I", "V7"), ("I", "I", "IV", "IV", "V7", "V7", "I", "I"),
-              ("I", "V7", "IV", "I")),
-        "B": (("IV", "I", "V7", "I"), ("vi", "IV", "V7", "I"), ("IV", "IV", "I", "V7"))}),
+    progressions=_prog(
+        major={"A": (("I", "IV", "I", "V7"), ("I", "I", "IV", "IV", "V7", "V7", "I", "I"),
+                     ("I", "V7", "IV", "I")),
+               "B": (("IV", "I", "V7", "I"), ("vi", "IV", "V7", "I"), ("IV", "IV", "I", "V7"))},
+        # only when a request asks for a minor key: the murder-ballad side of country
+        minor={"A": (("i", "iv", "i", "V7"), ("i", "bVII", "bVI", "V7")),
+               "B": (("iv", "i", "V7", "i"), ("bVI", "bVII", "i", "V7"))}),
     intro=Section("A", lead=False, energy=0.9),
-    form=(Section("A"), Section("B", groove=1, comp=1, bass=1, energy=1.05)), cadence={"major": "V7"}, final={"major": "I"},
+    form=(Section("A"), Section("B", groove=1, comp=1, bass=1, energy=1.05)),
+    cadence={"major": "V7", "minor": "V7"}, final={"major": "I", "minor": "i"},
     grooves=({"kick": "x.......x.......", "snare": "gogoxogogogoxogo", "pedal": "....x.......x..."},
              {"kick": "x.......x.......", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."}),
     fills=({"snare": "xoxoxxxx"}, {"snare": "x.x.", "tom_hi": "....x.", "floor": "......x."}),
     bass=("R-------5-------", "R---5---R---5-a-"),
     comp=("....x.......x...", "x.x.x.x.x.x.x.x."),
     comp_voices=4, comp_register=(50, 74), comp_legato=0.5, strum_ms=12, bass_center=40,
-    melody=Melody({"major": "major pentatonic"}, register=72, density=0.6, shape="arch",
+    melody=Melody({"major": "major pentatonic", "minor": "minor pentatonic"}, register=72, density=0.6, shape="arch",
                   phrase_bars=2, rest=0.3),
     kits=(40,),
     instruments={"drums": ("drums",), "bass": ("bass", "upright bass"),
@@ -276,13 +280,17 @@ _add(Style(
 _add(Style(
     "metal", tempo=(100, 176), feel="straight", swing=0.5, swing_unit=1, humanize_ms=3,
     tonics=(4, 2, 1, 9, 11, 6), modes=("minor",),
-    progressions=_prog(minor={
-        "A": (("i5", "i5", "bVI5", "bVII5"), ("i5", "bII5", "i5", "bVII5"),
-              ("i5", "bVII5", "bVI5", "bVII5"), ("i5", "iv5", "bVI5", "V5")),
-        "B": (("bVI5", "bVII5", "i5", "i5"), ("iv5", "bVI5", "bVII5", "V5"))}),
+    progressions=_prog(
+        minor={"A": (("i5", "i5", "bVI5", "bVII5"), ("i5", "bII5", "i5", "bVII5"),
+                     ("i5", "bVII5", "bVI5", "bVII5"), ("i5", "iv5", "bVI5", "V5")),
+               "B": (("bVI5", "bVII5", "i5", "i5"), ("iv5", "bVI5", "bVII5", "V5"))},
+        # only when a request asks for a major key: power-metal anthems
+        major={"A": (("I5", "V5", "vi5", "IV5"), ("I5", "IV5", "I5", "V5")),
+               "B": (("IV5", "V5", "I5", "I5"), ("vi5", "IV5", "V5", "V5"))}),
     intro=Section("A", groove=2, comp=2, bass=2, lead=False, energy=0.9),
     form=(Section("A"), Section("B", groove=1, comp=1, bass=1, energy=1.05),
-          Section("A", groove=2, comp=2, bass=2)), cadence={"minor": "bVI5 bVII5"}, final={"minor": "i5"},
+          Section("A", groove=2, comp=2, bass=2)),
+    cadence={"minor": "bVI5 bVII5", "major": "IV5 V5"}, final={"minor": "i5", "major": "I5"},
     grooves=({"kick": "x.x.x.x.x.x.x.x.", "snare": "....X.......X...", "hat": "x.x.x.x.x.x.x.x.",
               "crash": "x..............."},
              {"kick": "XoxoXoxoXoxoXoxo", "snare": "....X.......X...", "ride": "X...X...X...X..."},
@@ -292,7 +300,7 @@ _add(Style(
     bass=("R.R.R.R.R.R.R.R.", "R.RRR.RRR.RRR.RR", "R-------R-------"),
     comp=("X.o.x.o.X.o.x.o.", "X.ooX.ooX.ooX.oo", "X-------X-------"),
     comp_voices=3, comp_register=(40, 62), comp_legato=0.6, bass_center=33,
-    melody=Melody({"minor": "harmonic minor"}, register=71, density=0.7, unit=1, shape="wave",
+    melody=Melody({"minor": "harmonic minor", "major": "major"}, register=71, density=0.7, unit=1, shape="wave",
                   phrase_bars=2, rest=0.2, leap=0.25),
     kits=(16,),
     instruments={"drums": ("drums",), "bass": ("bass",),
@@ -390,5 +398,8 @@ _add(Style(
 
 assert set(STYLES) == set(GENRES), "every genre needs a style"
 for _style in STYLES.values():
+    # a request may ask any genre for any key: every style writes in both modes
+    assert all(set(d) == set(KEY_MODES) for d in (_style.progressions, _style.cadence, _style.final,
+                                                _style.melody.scale)), _style.genre
     for _role, _names in _style.instruments.items():
         assert _role in ROLES and all(INSTRUMENTS[n].role == _role for n in _names), _style.genre

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+from ..keys import Key
 
 SCALES = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -81,7 +81,8 @@ def parse_chord(symbol: str, tonic: int) -> Chord:
 
 
 def key_name(tonic: int, mode: str) -> str:
-    return f"{NOTE_NAMES[tonic]} {'minor' if mode == 'minor' else 'major'}"
+    """'A minor', 'F# major': as the server names keys (options.KEY_TONICS)."""
+    return Key(tonic, "minor" if mode == "minor" else "major").name
 
 
 def scale_notes(tonic: int, scale: str, low: int, high: int) -> list[int]:

@@ -22,11 +22,12 @@ def no_progress(fraction: float, message: str = "") -> None:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a mode honours natively; the post stage conforms the rest."""
+    """What a mode honours natively; the post stage conforms the rest (a key by pitch shift)."""
     instruments: bool = False
     tempo: bool = False
     length: bool = False
     midi: bool = False
+    key: bool = False
 
     def public(self) -> dict[str, bool]:
         return asdict(self)

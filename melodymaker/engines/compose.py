@@ -13,7 +13,7 @@ NAME = "compose"
 LABEL = "Composer"
 DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders it with a "
                "SoundFont; the only mode that plays exactly the chosen instruments.")
-CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True)
+CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True)
 NUMBER = 2  # the original page's "API" slot
 
 
@@ -43,10 +43,11 @@ class ComposeEngine(Engine):
         progress(0.05, "composing")
         y, score, facts = perform(request.genre, tempo=request.tempo, length=request.length,
                                   instruments=request.instruments, seed=request.seed,
-                                  sr=SAMPLE_RATE, soundfont=self.soundfont,
+                                  key=request.musical_key, sr=SAMPLE_RATE, soundfont=self.soundfont,
                                   on_composed=lambda: progress(0.1, "rendering"))
         progress(0.9, "rendered")
-        meta = {**facts, "engine": self.name, "seed": request.seed,
+        written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
+        meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
                 "soundfont": soundfont_path(self.soundfont).name,
                 "seconds": round(time.perf_counter() - started, 3)}
         return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta)
