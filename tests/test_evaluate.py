@@ -48,13 +48,22 @@ def test_the_request_set_is_ten_per_genre_from_reserved_seeds_and_fixed():
     assert min(RESERVED_SEEDS) > 1000 * 1000 + len(opt.GENRES)  # above what trainers have used
     assert all(70 <= r["tempo"] <= 160 and r["length"] == 10.0 and r["mode"] == "ddim" for r in reqs)
     assert set(TEMPI) == {r["tempo"] for r in reqs}  # the whole range is visited
+    assert {r["key"] for r in reqs} == set(opt.KEYS)   # and every key, both modes
     # every mode gets the same seeds and tempi; a smaller run is a prefix of each genre's requests
-    strip = lambda rs: [(r["genre"], r["seed"], r["tempo"]) for r in rs]
+    strip = lambda rs: [(r["genre"], r["seed"], r["tempo"], r["key"]) for r in rs]
     assert strip(request_set("rave")) == strip(reqs)
     small = strip(request_set("ddim", per_genre=2))
     assert all(s in strip(reqs) for s in small)
     with pytest.raises(ValueError):
         request_set("ddim", per_genre=0)
+
+
+def test_key_accuracy_counts_the_usual_confusions_apart():
+    from melodymaker.evaluate.summary import key_accuracy
+    cells = key_accuracy(["exact"] * 6 + ["fifth", "relative", "parallel", "other", None])
+    assert cells == {"key_tracks": 10, "key_exact": 0.6, "key_fifth": 0.1, "key_relative": 0.1,
+                     "key_parallel": 0.1, "key_score": 0.7}  # MIREX: (6 + .5 + .3 + .2) / 10
+    assert key_accuracy([None, None]) == {}
 
 
 # -- the ceilings ---------------------------------------------------------------------------------------
@@ -146,6 +155,7 @@ def test_evaluate_end_to_end_on_a_tiny_run(small_library, tmp_path, monkeypatch)
     assert row["failed"] == row["requests"] - row["tracks"]
     assert row["length_error_max_ms"] < 1 and row["realtime_factor_median"] > 0
     assert row["tails_over_limit"] is not None and row["peak_memory_mb"] > 0
+    assert row["key_tracks"] == row["tracks"] and 0 <= row["key_exact"] <= row["key_score"] <= 1
     # no judges in an empty models folder: the columns say why instead of a number
     assert row["genre_fit"] is None and row["fit_cnn"] is None and row["judges_reason"]
     assert row["frechet_distance"] is None and row["frechet_reason"]

@@ -5,10 +5,11 @@
         [--sheet sheet.png] [--json results.json] [--markdown results.md]
 
 Per mode, in a fresh process (honest peak memory, no shared caches): per_genre requests for each
-genre from seeds reserved for evaluation (requests.RESERVED_SEEDS), tempi cycled 70-160 BPM, made
-end to end by the service. Each track is scored by the two genre judges (the CNN and the feature
-baseline; "genre fit" is the lower of their top-1 accuracies) and measured: tempo error, length
-error, leading and trailing silence below -60 dBFS, real-time factor, peak memory, and the
+genre from seeds reserved for evaluation (requests.RESERVED_SEEDS), tempi cycled 70-160 BPM and
+keys through all 24, made end to end by the service. Each track is scored by the two genre judges
+(the CNN and the feature baseline; "genre fit" is the lower of their top-1 accuracies) and
+measured: tempo error, key accuracy (the key estimated from the audio against the key asked for:
+exact, or a fifth away, relative or parallel, counted apart; keys.relation), length error, leading and trailing silence below -60 dBFS, real-time factor, peak memory, and the
 Fréchet distance of its CNN embeddings to held-out library clips. Each neural mode also gets its
 resynthesis ceilings (ceilings.py): library clips neither the judges nor any measured model
 trained on, through the mode's analysis and synthesis path only.

@@ -18,12 +18,14 @@ PER_GENRE_MAX = 1_000
 
 def request_set(mode: str, per_genre: int = 10, length: float = 10.0) -> list[dict]:
     """The requests of one mode: `per_genre` for each genre in options.GENRES, in genre order;
-    each a GenerationRequest body (genre, mode, length, seed, tempo)."""
+    each a GenerationRequest body (genre, mode, length, seed, tempo, key). Keys cycle through
+    options.KEYS, three steps later per genre: ten per genre visit all 24, both modes."""
     if not 1 <= per_genre <= PER_GENRE_MAX:
         raise ValueError(f"per_genre must be within 1-{PER_GENRE_MAX}, got {per_genre}")
     return [{"genre": genre, "mode": mode, "length": length,
              "seed": RESERVED_SEEDS.start + 1_000 * gi + i,
-             "tempo": TEMPI[(gi + i) % len(TEMPI)]}
+             "tempo": TEMPI[(gi + i) % len(TEMPI)],
+             "key": opt.KEYS[(3 * gi + i) % len(opt.KEYS)]}
             for gi, genre in enumerate(opt.GENRES) for i in range(per_genre)]
 
 

@@ -70,7 +70,8 @@ def run_mode(mode: str, requests: list[dict], paths: dict, show_progress: bool,
                "length_error_ms": abs(len(y) / track.sr - req.length) * 1000,
                "measured_tempo": meta.get("measured_tempo"),
                "tempo_error_pct": tempo_error(req.tempo, meta.get("measured_tempo")),
-               "lead_ms": round(lead_ms, 1), "tail_ms": round(tail_ms, 1)}
+               "lead_ms": round(lead_ms, 1), "tail_ms": round(tail_ms, 1),
+               **key_cells(meta.get("key"))}
         if judges is not None:
             scores, vector = judge(judges, y, track.sr, req.genre)
             row.update(scores)
@@ -126,6 +127,14 @@ def run_ceiling(mode: str, keys: list[str], paths: dict, seconds: float) -> dict
         return {"mode": mode, "reason": f"{type(e).__name__}: {e}"}
     result["judges_reason"] = judges_reason
     return result
+
+
+def key_cells(report: dict | None) -> dict:
+    """A track's key figures from its metadata (post.key_report): the key estimated from its
+    audio, how it relates to the key asked for (keys.relation) and any pitch shift made."""
+    report = report or {}
+    return {"key_estimated": report.get("estimated"), "key_relation": report.get("relation"),
+            "key_shift": (report.get("shift") or {}).get("semitones")}
 
 
 def _load(library, clips, seconds: float) -> tuple[list[tuple[str, np.ndarray]], list[str]]:

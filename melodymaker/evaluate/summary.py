@@ -9,7 +9,9 @@ from .silence import TAIL_LIMIT_MS
 ROW_KEYS = (
     "mode", "available", "reason", "requests", "tracks", "failed", "first_error",
     "fit_cnn", "fit_features", "genre_fit", "mean_p_cnn", "mean_p_features", "mean_p_combined",
-    "judges_reason", "tempo_error_median_pct", "length_error_max_ms", "tails_over_limit",
+    "judges_reason", "tempo_error_median_pct",
+    "key_tracks", "key_exact", "key_fifth", "key_relative", "key_parallel", "key_score",
+    "length_error_max_ms", "tails_over_limit",
     "tail_max_ms", "lead_max_ms", "realtime_factor_median", "peak_memory_mb",
     "frechet_distance", "frechet_floor", "frechet_reason", "spread_ratio",
     "ceiling_path", "ceiling_clips", "ceiling_fit_cnn", "ceiling_fit_features", "ceiling_genre_fit",
@@ -42,6 +44,7 @@ def summarise(mode: str, result: dict, reference: dict, ceiling: dict | None) ->
                                "mean_p_features", "mean_p_combined")},
         judges_reason=result.get("judges_reason"),
         tempo_error_median_pct=_round(np.median(tempo), 2) if tempo else None,
+        **key_accuracy([r.get("key_relation") for r in done]),
         length_error_max_ms=_round(max(r["length_error_ms"] for r in done), 3) if done else None,
         tails_over_limit=sum(r["tail_ms"] > TAIL_LIMIT_MS for r in done) if done else None,
         tail_max_ms=_round(max(r["tail_ms"] for r in done), 0) if done else None,
@@ -56,6 +59,20 @@ def summarise(mode: str, result: dict, reference: dict, ceiling: dict | None) ->
                                        reference.get("embeddings"))
     row.update(_ceiling_cells(mode, ceiling))
     return row
+
+
+def key_accuracy(relations: list[str | None]) -> dict:
+    """Of the tracks asked for a key and whose key could be estimated: the share estimated in that
+    key exactly, and the shares in its usual confusions, counted apart (keys.relation: a fifth
+    away, the relative, the parallel key), with MIREX's weighted score over all of them."""
+    from ..keys import RELATION_SCORE
+    told = [r for r in relations if r is not None]
+    if not told:
+        return {}
+    share = lambda rel: round(sum(r == rel for r in told) / len(told), 3)
+    return {"key_tracks": len(told), "key_exact": share("exact"), "key_fifth": share("fifth"),
+            "key_relative": share("relative"), "key_parallel": share("parallel"),
+            "key_score": round(float(np.mean([RELATION_SCORE[r] for r in told])), 3)}
 
 
 def spread_ratio(genres: list[str], embeddings, ref_genres: list[str], ref_embeddings) -> float | None:
@@ -106,7 +123,8 @@ def _ceiling_cells(mode: str, ceiling: dict | None) -> dict:
 COLUMNS = (
     ("mode", "mode"), ("fit_cnn", "fit: CNN"), ("fit_features", "fit: features"),
     ("genre_fit", "genre fit (lower)"), ("tracks", "tracks"),
-    ("tempo_error_median_pct", "tempo err % (median)"), ("length_error_max_ms", "length err ms (max)"),
+    ("tempo_error_median_pct", "tempo err % (median)"),
+    ("key", "key: exact (5th/rel/par)"), ("length_error_max_ms", "length err ms (max)"),
     ("tails", f"tail > {TAIL_LIMIT_MS:g} ms (max ms)"), ("realtime_factor_median", "× real time (median)"),
     ("peak_memory_mb", "peak MB"), ("frechet", "Fréchet (lib/lib floor)"), ("spread_ratio", "spread (vs lib)"),
     ("ceiling_fit_cnn", "ceiling: CNN"), ("ceiling_fit_features", "ceiling: features"),
@@ -118,6 +136,10 @@ def _cell(row: dict, key: str) -> str:
         if row["tails_over_limit"] is None:
             return "—"
         return f"{row['tails_over_limit']}/{row['tracks']} ({row['tail_max_ms']:g})"
+    if key == "key":
+        if row["key_exact"] is None:
+            return "—"
+        return f"{row['key_exact']:g} ({row['key_fifth']:g}/{row['key_relative']:g}/{row['key_parallel']:g})"
     if key == "tracks" and row["requests"] is not None:
         return f"{row['tracks']}/{row['requests']}"
     if key == "frechet":
