@@ -1,10 +1,10 @@
-// The Create screen: the request form built from /api/options (its genres, instruments, presets,
-// modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
+// The Create screen: the request form built from /api/options (its genres, instruments, keys,
+// presets, modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
 // and a generation job followed to the end (progress, cancel, errors in plain words next to the field).
 import { api, ApiError, sentence } from "./api.js";
 import { $, h, duration, capitalise, sleep, GENRE_COLOURS, ICONS } from "./util.js";
 
-const FIELDS = ["genre", "instruments", "tempo", "length", "mode", "seed", "candidates"];
+const FIELDS = ["genre", "instruments", "tempo", "key", "length", "mode", "seed", "candidates"];
 const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
 const SETTINGS_KEY = "melodymaker.settings";
 
@@ -21,6 +21,7 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   applyLimits();
   renderGenres();
   renderInstruments();
+  renderKeys();
   renderPresets();
   renderModes();
   restoreSettings();
@@ -98,6 +99,16 @@ function renderInstruments() {
       h("span", {}, i.label)))))));
 }
 
+/** "Auto", then the server's keys grouped by mode ("C major" … "B minor"). */
+function renderKeys() {
+  const { default: auto, keys, modes } = options.key;
+  $("key").replaceChildren(
+    h("option", { value: auto }, "Auto (the genre's choice)"),
+    ...modes.map((mode) => h("optgroup", { label: capitalise(mode) },
+      keys.filter((k) => k.endsWith(` ${mode}`)).map((k) => h("option", { value: k }, k)))));
+  $("key").value = auto;
+}
+
 function renderPresets() {
   $("tempo-presets").replaceChildren(...options.tempo.presets.map((p) => {
     const name = p.label.replace(/\s*\(.*\)/, "");
@@ -116,7 +127,8 @@ function renderPresets() {
 
 // What a mode does with a request field it cannot honour natively; a capability named after a
 // format (midi) is shown with the format's label from the server's table.
-const OTHERWISE = { instruments: "ignored", tempo: "stretched", length: "trimmed", midi: "transcribed" };
+const OTHERWISE = { instruments: "ignored", key: "approximated", tempo: "stretched", length: "trimmed",
+                    midi: "transcribed" };
 
 function capabilityLabel(key) {
   const fmt = options.formats.find((f) => f.name === key);
@@ -180,11 +192,15 @@ function currentMode() {
 
 function updateModeNotes() {
   const mode = currentMode();
-  const caps = mode ? mode.capabilities : { instruments: true, tempo: true, length: true, midi: true };
+  const caps = mode ? mode.capabilities : { instruments: true, key: true, tempo: true, length: true, midi: true };
   const label = mode ? mode.label : "";
   note("instruments-note", !caps.instruments,
     `Ignored by this mode: ${label} cannot choose instruments, so you hear the genre's own sound. ` +
     "Pick the Composer mode to hear exactly these.");
+  note("key-note", !caps.key,
+    `Approximated: ${label} cannot write in a key; it finds the key of its audio and pitch-shifts it ` +
+    `(at most ${options.key.max_shift} semitones) onto the chosen key's scale.`);
+  $("field-key").classList.toggle("approximated", !caps.key);
   note("tempo-note", !caps.tempo,
     `Approximated: ${label} has no tempo control of its own; the result is time-stretched to this tempo.`);
   note("length-note", !caps.length,
@@ -212,6 +228,8 @@ function updateSummary() {
     ["Genre", genre ? genre.label : "—"],
     ["Instruments", labels.length ? labels.join(", ") : "the genre's usual band"],
     ["Tempo", request.tempo !== undefined ? `${request.tempo} BPM` : "the genre's own"],
+    ["Key", request.key === undefined ? "the genre's choice"
+      : `${request.key}${mode && !mode.capabilities.key ? " (approximated)" : ""}`],
     ["Length", typeof request.length === "number" ? duration(request.length)
       : String(request.length ?? duration(options.length.default))],
     ["Mode", mode ? mode.label : "—"],
@@ -236,6 +254,8 @@ function readRequest() {
   const form = new FormData($("generate-form"));
   const body = { genre: form.get("genre"), instruments: form.getAll("instruments"),
                  mode: form.get("mode") || undefined };
+  const key = form.get("key");
+  if (key && key !== options.key.default) body.key = key;  // "auto" is the server's default
   for (const name of ["tempo", "length", "seed", "candidates"]) {
     const raw = String(form.get(name) ?? "").trim();
     if (raw !== "") body[name] = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
@@ -261,6 +281,7 @@ function restoreSettings() {
   if (saved.tempo !== undefined) setPair("tempo", saved.tempo);
   if (saved.length !== undefined) setPair("length", saved.length);
   if (saved.candidates !== undefined) $("candidates").value = saved.candidates;
+  if (options.key.keys.includes(saved.key)) $("key").value = saved.key;
   const mode = document.querySelector(`input[name="mode"][value="${saved.mode}"]:not(:disabled)`);
   if (mode) mode.checked = true;
 }

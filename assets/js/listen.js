@@ -122,6 +122,8 @@ function renderInfo(meta) {
     ["Mode", modeLabel(meta.mode)],
     ["Requested tempo", requested ? bpm(requested) : `none (kept ${bpm(meta.tempo)})`],
     ["Detected tempo", bpm(meta.measured_tempo)],
+    ...(meta.key ? [["Requested key", meta.key.requested === "auto" ? "auto (the genre's choice)" : meta.key.requested],
+                    ["Detected key", (meta.key.estimated || "—") + shifted(meta.key.shift)]] : []),
     ["Length", `${clock(meta.length)} (${meta.length.toFixed(2)} s)`],
     ["Seed", String(meta.seed)],
     ["Generation time", meta.timings ? `${meta.timings.total.toFixed(2)} s` : "—"],
@@ -131,6 +133,13 @@ function renderInfo(meta) {
     rows.push(["Candidates", `best of ${meta.candidates.tried}`]);
   }
   $("track-info").replaceChildren(...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
+}
+
+/** ", pitch-shifted +3 semitones" when a mode that cannot write in a key moved its audio onto it. */
+function shifted(shift) {
+  if (!shift || !shift.semitones) return "";
+  const n = shift.semitones;
+  return `, pitch-shifted ${n > 0 ? "+" : "−"}${Math.abs(n)} semitone${Math.abs(n) === 1 ? "" : "s"}`;
 }
 
 // -- history -------------------------------------------------------------------------------------

@@ -219,6 +219,55 @@ def test_form_follows_other_limits(session, server):
     assert_clean(session)
 
 
+def test_the_key_control_lists_the_servers_keys_and_says_which_modes_approximate(session, server):
+    """The key menu is /api/options' keys after Auto; a mode that cannot write in a key is marked
+    approximated (the field, its card, the note, the summary); the composer writes in it, and the
+    track says which key was asked for and which was heard."""
+    page = open_page(session, server, "#create")
+    options = page.request.get(f"{server}/api/options").json()
+    values = page.locator("#key option").evaluate_all("(os) => os.map(o => o.value)")
+    assert values == [options["key"]["default"], *options["key"]["keys"]] and len(values) == 25
+    expect(page.locator("#key")).to_have_value("auto")
+    expect(page.locator("#summary")).to_contain_text("the genre's choice")
+    page.select_option("#key", "A minor")
+
+    page.locator("label.mode", has_text="Library remix").click()
+    expect(page.locator("label.mode", has_text="Library remix")).to_contain_text("Key: approximated")
+    expect(page.locator("#key-note")).to_contain_text("Approximated: Library remix cannot write in a key")
+    expect(page.locator("#key-note")).to_contain_text("at most 6 semitones")
+    expect(page.locator("#field-key")).to_have_class(re.compile(r"\bapproximated\b"))
+    expect(page.locator("#summary")).to_contain_text("A minor (approximated)")
+
+    page.locator("label.mode", has_text="Composer").click()
+    expect(page.locator("label.mode", has_text="Composer")).to_contain_text("Key ✓")
+    expect(page.locator("#key-note")).to_be_hidden()
+    expect(page.locator("#field-key")).not_to_have_class(re.compile(r"\bapproximated\b"))
+    expect(page.locator("#summary dd", has_text=re.compile(r"^A minor$"))).to_have_count(1)
+
+    page.locator("label.genre-tile", has_text=re.compile("^Rock")).click()
+    page.fill("#length", "6")
+    with page.expect_request(re.compile(r"/api/tracks$")) as sent:
+        page.click("#generate")
+    assert sent.value.post_data_json["key"] == "A minor"
+    page.wait_for_url(LISTEN_URL, timeout=30_000)
+    info = page.locator("#track-info")
+    expect(info.locator("div", has_text="Requested key")).to_contain_text("A minor")
+    expect(info.locator("div", has_text="Detected key")).to_contain_text(re.compile(r"[A-G][#b]? (major|minor)"))
+
+    # the choice is remembered, and a key the server refuses is explained next to the menu
+    page.goto(f"{server}/#create")
+    page.wait_for_selector("body.ready")
+    expect(page.locator("#key")).to_have_value("A minor")
+    page.evaluate("""() => { const o = document.createElement('option');
+        o.value = o.textContent = 'H minor'; document.getElementById('key').append(o); }""")
+    page.select_option("#key", "H minor")
+    page.click("#generate")
+    expect(page.locator("#key-error")).to_contain_text("Key 'H minor' is not understood")
+    expect(page.locator("#key-error")).to_contain_text("C#/Db")
+    expect(page.locator("#key")).to_have_attribute("aria-invalid", "true")
+    assert_clean(session)
+
+
 def test_errors_are_shown_in_the_page(session, server):
     page = open_page(session, server, "#create")
 
