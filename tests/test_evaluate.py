@@ -56,6 +56,10 @@ def test_the_request_set_is_ten_per_genre_from_reserved_seeds_and_fixed():
     assert all(s in strip(reqs) for s in small)
     with pytest.raises(ValueError):
         request_set("ddim", per_genre=0)
+    # --keys auto: the same requests without a key (the set the figures before keys were measured on)
+    plain = request_set("ddim", keys=False)
+    assert all("key" not in r for r in plain)
+    assert [{k: v for k, v in r.items() if k != "key"} for r in reqs] == plain
 
 
 def test_key_accuracy_counts_the_usual_confusions_apart():

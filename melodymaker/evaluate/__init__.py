@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="held-out library clips per genre for the ceilings and the Fréchet reference")
     p.add_argument("--ceiling-seconds", type=float, default=None,
                    help="seconds of each clip (its middle) for the ceilings (default: --length)")
+    p.add_argument("--keys", choices=("cycle", "auto"), default="cycle",
+                   help="cycle: every request names a key (all 24 in turn; the audio modes pitch-shift onto "
+                        "it); auto: no key, the request set of the figures measured before keys existed")
     p.add_argument("--sheet", type=Path, help="draw the spectrogram sheet (PNG) here")
     p.add_argument("--json", type=Path, help="write every row and every track's figures here")
     p.add_argument("--markdown", type=Path, help="write the tables here")
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         ceiling_results.append(reference["ceiling"])
     for mode in modes:
         say(f"mode {mode}")
-        result = _in_fresh_process(runner.run_mode, mode, request_set(mode, args.per_genre, args.length),
+        result = _in_fresh_process(runner.run_mode, mode, request_set(mode, args.per_genre, args.length,
+                                                                           keys=args.keys == "cycle"),
                                    paths, not args.quiet, sheet_genres)
         ceiling = None
         if args.ceilings and mode in ceilings.MODES and "rows" in result:

@@ -16,16 +16,17 @@ TEMPI = tuple(range(70, 161, 10))
 PER_GENRE_MAX = 1_000
 
 
-def request_set(mode: str, per_genre: int = 10, length: float = 10.0) -> list[dict]:
+def request_set(mode: str, per_genre: int = 10, length: float = 10.0, *, keys: bool = True) -> list[dict]:
     """The requests of one mode: `per_genre` for each genre in options.GENRES, in genre order;
     each a GenerationRequest body (genre, mode, length, seed, tempo, key). Keys cycle through
-    options.KEYS, three steps later per genre: ten per genre visit all 24, both modes."""
+    options.KEYS, three steps later per genre: ten per genre visit all 24, both modes. keys=False
+    leaves the key out (auto): the request set of the figures measured before keys existed."""
     if not 1 <= per_genre <= PER_GENRE_MAX:
         raise ValueError(f"per_genre must be within 1-{PER_GENRE_MAX}, got {per_genre}")
     return [{"genre": genre, "mode": mode, "length": length,
              "seed": RESERVED_SEEDS.start + 1_000 * gi + i,
              "tempo": TEMPI[(gi + i) % len(TEMPI)],
-             "key": opt.KEYS[(3 * gi + i) % len(opt.KEYS)]}
+             **({"key": opt.KEYS[(3 * gi + i) % len(opt.KEYS)]} if keys else {})}
             for gi, genre in enumerate(opt.GENRES) for i in range(per_genre)]
 
 
