@@ -26,7 +26,8 @@ def _generate(args: argparse.Namespace) -> int:
                                  "or pass --format", field="output") from None
     request = GenerationRequest.parse({
         "genre": args.genre, "instruments": args.instruments, "tempo": args.tempo,
-        "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt, "key": args.key})
+        "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt, "key": args.key,
+        "meter": args.meter})
     # generates here, in this process, whatever queue MELODYMAKER_QUEUE names for the server
     service = Service(Settings.from_env(genres_dir=args.genres, queue=""), with_store=False)
 
@@ -80,6 +81,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--mode", default=engines.DEFAULT_MODE, help=", ".join(engines.MODES))
     g.add_argument("--instruments", help="comma-separated: " + ", ".join(opt.INSTRUMENTS))
     g.add_argument("--key", help=f"'A minor', 'F# major', ... or {opt.KEY_AUTO} (the default)")
+    g.add_argument("--meter", help=f"{', '.join(opt.METERS)} (default {opt.METER_DEFAULT}; the tempo "
+                                   "counts dotted quarters in 6/8)")
     g.add_argument("--seed", help="whole number; random when left out")
     g.add_argument("--format", help=f"{formats.allowed()}; default: from the output extension")
     g.add_argument("--genres", help="library folder (default: ./genres)")

@@ -70,6 +70,13 @@ def spec() -> dict:
                                    "case, sharps or flats either way ('Gb major' = 'F# major'), "
                                    "'Am', 'B-flat minor'. Modes without capabilities.key pitch-shift "
                                    f"their audio (at most {keys.MAX_SHIFT} semitones) onto the key's scale"},
+            "meter": {"type": "string", "default": opt.METER_DEFAULT, "enum": list(opt.METERS),
+                      "description": "the time signature. The tempo counts "
+                                     + "; ".join(f"{m.beat}s in {m.name}" for m in opt.METERS.values())
+                                     + ". compose writes it (a genre without a convincing one refuses "
+                                       "it: /api/options' meter.meters[].compose_genres); modes "
+                                       "without capabilities.meter ignore it and say so in the track's "
+                                       "metadata (meter.applied)"},
         },
         "additionalProperties": True,
         "description": "Fields not listed here are accepted and ignored; the track's metadata "

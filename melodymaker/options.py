@@ -1,4 +1,4 @@
-"""The vocabulary of MelodyMaker: genres, instruments, keys, tempo and length presets, limits.
+"""The vocabulary of MelodyMaker: genres, instruments, keys, meters, tempo and length presets, limits.
 
 One place for each of these facts; everything else imports them. The modes are listed in
 melodymaker/engines/__init__.py (the registry) and the output formats in melodymaker/formats.py.
@@ -72,6 +72,34 @@ KEY_TONICS = {
 requests may spell it either way (melodymaker.keys parses them)."""
 KEYS = tuple(f"{tonic} {mode}" for mode in KEY_MODES for tonic in KEY_TONICS[mode])
 """The 24 keys a request may ask for, as the server names them ('C major' ... 'B minor')."""
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A time signature a request may ask for, and what its tempo counts."""
+    name: str              # "6/8", as requests and the MIDI file say it
+    numerator: int
+    denominator: int
+    beats: int             # tempo beats per bar: 4 in 4/4, 3 in 3/4, 2 (dotted quarters) in 6/8
+    beat: str              # what one tempo beat is, in words
+    quarters_per_beat: float  # 1 for a quarter-note beat, 1.5 for a dotted quarter
+
+    @property
+    def steps(self) -> int:
+        """Sixteenth notes per bar: the length of the composer's patterns in this meter."""
+        return int(round(4 * self.beats * self.quarters_per_beat))
+
+    def bar_seconds(self, bpm: float) -> float:
+        return self.beats * 60.0 / bpm
+
+
+METERS = {m.name: m for m in (
+    Meter("4/4", 4, 4, 4, "quarter note", 1.0),
+    Meter("3/4", 3, 4, 3, "quarter note", 1.0),
+    Meter("6/8", 6, 8, 2, "dotted quarter note", 1.5),
+)}
+METER_DEFAULT = "4/4"
+"""The tempo (BPM) counts quarter notes in 4/4 and 3/4 and dotted quarters in 6/8."""
 
 
 @dataclass(frozen=True)

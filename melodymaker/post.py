@@ -56,7 +56,10 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
                  "measured_tempo": round(tempo, 2) if tempo else None,
                  "loudness_lufs": round(audio.loudness(y, sr), 2),
                  "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2),
-                 "key": key_report(y, sr, requested_key, key_shift, meta.get("written_key"))})
+                 "key": key_report(y, sr, requested_key, key_shift, meta.get("written_key")),
+                 # a mode that cannot write a meter plays its own (ignored, as it ignores instruments)
+                 "meter": {"requested": request.meter,
+                           "applied": "written" if capabilities.meter else "ignored"}})
     return Track(y, sr, track.midi, meta)
 
 

@@ -2,7 +2,7 @@
 
 Accepts the structured form
     {"genre": "jazz", "instruments": ["piano", "bass"], "tempo": 96, "length": 20,
-     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor"}
+     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor", "meter": "3/4"}
 and the original MelodyMaker page's strings
     {"genre": "HipHop", "instruments": "Piano", "tempo": "Medium (90-120 BPM)",
      "length": "Demo (30 seconds)", "generate_mode": 0}.
@@ -35,6 +35,7 @@ class GenerationRequest:
     format: str = formats.DEFAULT
     candidates: int = 1
     key: str = opt.KEY_AUTO
+    meter: str = opt.METER_DEFAULT
     ignored_fields: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +48,10 @@ class GenerationRequest:
     def musical_key(self) -> keys.Key | None:
         """The requested key, or None for 'auto'."""
         return keys.parse(self.key)
+
+    @property
+    def time_signature(self) -> opt.Meter:
+        return opt.METERS[self.meter]
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> "GenerationRequest":
@@ -67,12 +72,13 @@ class GenerationRequest:
             format=parse_format(data.get("format")),
             candidates=parse_candidates(data.get("candidates")),
             key=parse_key(data.get("key")),
+            meter=parse_meter(data.get("meter")),
             ignored_fields=ignored_fields(data),
         )
 
 
 FIELDS = ("genre", "instruments", "tempo", "length", "mode", "generate_mode", "seed", "format",
-          "candidates", "key")
+          "candidates", "key", "meter")
 """Every field a request may carry (ignored_fields, too: a queued job's request is parsed again)."""
 IGNORED_MAX, IGNORED_NAME_MAX = 50, 100
 
@@ -223,6 +229,16 @@ def parse_candidates(value: Any) -> int:
 def parse_key(value: Any) -> str:
     """'auto' (the default) or a key's name as the server spells it: 'A minor', 'F# major'."""
     return keys.name(keys.parse(value))
+
+
+def parse_meter(value: Any) -> str:
+    """A time signature of options.METERS ('4/4', '3/4', '6/8'); absent means 4/4."""
+    if _blank(value):
+        return opt.METER_DEFAULT
+    text = re.sub(r"\s+", "", value) if isinstance(value, str) else None
+    if text not in opt.METERS:
+        raise InvalidRequest(f"meter {value!r} is not one of: {', '.join(opt.METERS)}", field="meter")
+    return text
 
 
 def ignored_fields(data: Mapping[str, Any]) -> tuple[str, ...]:

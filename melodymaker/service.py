@@ -179,10 +179,12 @@ class Service:
             "timings": {"generate": round(t1 - t0, 3), "post": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
-            "details": {k: v for k, v in track.meta.items() if k not in ("length", "tempo", "key")},
+            "details": {k: v for k, v in track.meta.items()
+                        if k not in ("length", "tempo", "key", "meter")},
             "ignored_fields": list(request.ignored_fields),
         }
-        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key") if k in track.meta})
+        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter")
+                     if k in track.meta})
         track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
         return track, meta
 
@@ -200,7 +202,8 @@ class Service:
     def submit(self, request: GenerationRequest) -> JobState:
         """Queue a generation; the job id is also the id of the track it makes."""
         if not self.remote:  # (RQ: the queue refuses a mode no live worker offers)
-            self.engine(request.mode)  # refuse an unavailable mode now, not inside the job
+            # refuse an unavailable mode, or a request it cannot honour, now, not inside the job
+            self.engine(request.mode).check(request)
         if request.candidates > 1:
             self._need_classifier("choosing among candidates", field="candidates")
         return self.jobs.submit(new_id(), request.to_dict())
@@ -258,6 +261,7 @@ class Service:
             # a mode without capabilities.key pitch-shifts its audio by at most max_shift semitones
             "key": {"default": opt.KEY_AUTO, "keys": list(opt.KEYS), "modes": list(opt.KEY_MODES),
                     "max_shift": keys.MAX_SHIFT},
+            "meter": meter_options(),
             "modes": self.modes(),
             "default_mode": engines.DEFAULT_MODE,
             "classifier": self.classifier_status(),
@@ -343,3 +347,17 @@ def _scaled(progress: Progress, low: float, high: float) -> Progress:
     def inner(fraction: float, message: str = "") -> None:
         progress(low + (high - low) * fraction, message)
     return inner
+
+
+def meter_options() -> dict:
+    """The meters a request may ask for, what the tempo counts in each, and the genres the
+    composer writes in each (a genre without a convincing one says why instead of faking it)."""
+    from .compose.styles import STYLES
+    return {"default": opt.METER_DEFAULT,
+            "meters": [{"name": m.name, "beats_per_bar": m.beats, "tempo_counts": m.beat,
+                        "compose_genres": [g for g in opt.GENRES if m.name in STYLES[g].meter_names]}
+                       for m in opt.METERS.values()],
+            "compose_notes": {g: STYLES[g].meter_note for g in opt.GENRES if STYLES[g].meter_note},
+            "note": "The tempo counts quarter notes in 4/4 and 3/4 and dotted quarter notes in 6/8. "
+                    "Modes without capabilities.meter ignore the meter and say so in the track's "
+                    "metadata (meter.applied)."}

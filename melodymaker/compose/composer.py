@@ -12,9 +12,9 @@ import numpy as np
 import pretty_midi
 
 from ..keys import Key
-from ..options import GENRES, INSTRUMENTS, ROLES, SAMPLE_RATE
+from ..options import GENRES, INSTRUMENTS, METER_DEFAULT, METERS, ROLES, SAMPLE_RATE, Meter
 from . import parts
-from .styles import STYLES, Section, Style
+from .styles import STYLES, MeterStyle, Section, Style
 from .theory import Chord, key_name, parse_chord
 
 # How much louder (dB) each instrument must be played to sit level with the others in the GM
@@ -59,10 +59,25 @@ class Song:
     final: Chord
     rng: random.Random
     cast: dict[str, list[str]]
+    meter: Meter = METERS[METER_DEFAULT]
+    patterns: MeterStyle | None = None  # the style's patterns in this meter
 
     @property
     def beat(self) -> float:
-        return 60.0 / self.tempo
+        """Seconds per quarter note (the tempo counts dotted quarters in 6/8)."""
+        if self.meter.quarters_per_beat == 1:
+            return 60.0 / self.tempo
+        return 60.0 / self.tempo / self.meter.quarters_per_beat
+
+    @property
+    def steps(self) -> int:
+        """Sixteenths per bar."""
+        return self.meter.steps
+
+    @property
+    def pulse(self) -> int:
+        """Sixteenths per tempo beat: where the strong notes fall."""
+        return int(round(4 * self.meter.quarters_per_beat))
 
     def time(self, bar: Bar, step: float) -> float:
         """Seconds at a sixteenth-note step of a bar, with the style's swing."""
@@ -71,6 +86,8 @@ class Song:
         pair, within = divmod(step, span)
         # players swing less the faster they go: full swing up to 120 BPM, a third of it at 190
         r = 0.5 + (self.style.swing - 0.5) * min(1.0, max(0.3, (220.0 - self.tempo) / 100.0))
+        if self.meter.quarters_per_beat != 1:
+            r = 0.5  # compound time: the eighths are already in threes
         frac = within / span
         swung = frac / 0.5 * r if frac <= 0.5 else r + (frac - 0.5) / 0.5 * (1 - r)
         return bar.start + (pair + swung) * span / 4 * self.beat
@@ -98,13 +115,17 @@ def cast_roles(style: Style, chosen: tuple[str, ...] = ()) -> dict[str, list[str
     return cast
 
 
-def _bar_chords(text: str, tonic: int) -> list[tuple[float, Chord]]:
+def _bar_chords(text: str, tonic: int, meter: Meter) -> list[tuple[float, Chord]]:
+    """(quarter-note offset, chord) for each chord of a bar; a bar's chords split it on its beats."""
     symbols = text.split()
-    return [(4.0 * k / len(symbols), parse_chord(s, tonic)) for k, s in enumerate(symbols)]
+    if meter.name == METER_DEFAULT:
+        return [(4.0 * k / len(symbols), parse_chord(s, tonic)) for k, s in enumerate(symbols)]
+    return [(meter.quarters_per_beat * round(meter.beats * k / len(symbols)), parse_chord(s, tonic))
+            for k, s in enumerate(symbols)]
 
 
 def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
-         rng: random.Random) -> list[Bar]:
+         rng: random.Random, meter: Meter = METERS[METER_DEFAULT]) -> list[Bar]:
     """Lay out the form: intro, sections cycled with fills at their ends, a cadence bar last."""
     progressions = {name: rng.choice(variants)
                     for name, variants in style.progressions[mode].items()}
@@ -124,7 +145,7 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
         phrase += starts
         if i == n_bars - 1:
             chords = style.cadence[mode]
-        bars.append(Bar(i, i * bar_len, section, _bar_chords(chords, tonic),
+        bars.append(Bar(i, i * bar_len, section, _bar_chords(chords, tonic, meter),
                         section_start=starts, phrase=phrase))
     for i, bar in enumerate(bars):
         bar.fill = i == n_bars - 1 or bars[i + 1].section_start
@@ -132,34 +153,41 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
 
 
 def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int, kit: int | None = None, key: Key | None = None) -> tuple[pretty_midi.PrettyMIDI, dict]:
+            seed: int, kit: int | None = None, key: Key | None = None,
+            meter: str = METER_DEFAULT) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """Write a genre arrangement as a multi-track score of exactly `length` seconds.
 
-    tempo: BPM, or None for a seeded tempo in the genre's range. key: the key to write in, or
-    None for a seeded one of the genre's usual keys. The music ends with the style's cadence and
-    a tonic chord that rings from the last bar line to `length`.
+    tempo: BPM (dotted quarters in 6/8), or None for a seeded tempo in the genre's range. key: the
+    key to write in, or None for a seeded one of the genre's usual keys. meter: one of the style's
+    meter_names (ValueError otherwise). The music ends with the style's cadence and a tonic chord
+    that rings from the last bar line to `length`.
     kit: the GM2 drum kit, default the style's first. Returns (score, facts): facts has
     tempo, key, instruments by role and the form.
     """
     if genre not in STYLES:
         raise ValueError(f"unknown genre {genre!r}; one of {', '.join(GENRES)}")
     style = STYLES[genre]
+    if meter not in style.meter_names:
+        raise ValueError(f"{genre} is not written in {meter}; its meters: {', '.join(style.meter_names)}")
+    time_sig = METERS[meter]
     rng = random.Random(f"compose:{genre}:{seed}")
     bpm = float(tempo) if tempo else float(rng.randint(*style.tempo))
     # drawn even when the key is given, so that the rest of the song is the same seed's song
     tonic, mode = rng.choice(style.tonics), rng.choice(style.modes)
     if key is not None:
         tonic, mode = key.tonic, key.mode
-    bar_len = 4 * 60.0 / bpm
+    bar_len = time_sig.bar_seconds(bpm)
     ring = min(RING_MIN, 0.3 * length)
     n_bars = max(0, int((length - ring) / bar_len))
-    bars = plan(style, tonic, mode, n_bars, bar_len, rng)
+    bars = plan(style, tonic, mode, n_bars, bar_len, rng, time_sig)
     cast = cast_roles(style, tuple(instruments))
     song = Song(style, bpm, tonic, mode, float(length), bars, n_bars * bar_len,
-                parse_chord(style.final[mode], tonic), rng, cast)
+                parse_chord(style.final[mode], tonic), rng, cast, time_sig, style.patterns(meter))
 
-    score = pretty_midi.PrettyMIDI(initial_tempo=bpm, resolution=480)
-    score.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    # a MIDI file's tempo counts quarter notes
+    score = pretty_midi.PrettyMIDI(initial_tempo=bpm * time_sig.quarters_per_beat, resolution=480)
+    score.time_signature_changes.append(
+        pretty_midi.TimeSignature(time_sig.numerator, time_sig.denominator, 0.0))
     score.key_signature_changes.append(
         pretty_midi.KeySignature(tonic + (12 if mode == "minor" else 0), 0.0))
     writers = {"drums": parts.drums, "bass": parts.bass, "harmony": parts.harmony,
@@ -175,7 +203,7 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
 
     facts = {
         "genre": genre, "tempo": bpm, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
-        "time_signature": "4/4", "feel": style.feel,
+        "time_signature": meter, "feel": style.feel,
         "instruments": {role: list(cast[role]) for role in ROLES if cast[role]},
         "form": _form_summary(bars, style.intro), "bars": n_bars,
     }
@@ -220,13 +248,13 @@ def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
 
 
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
-            seed: int, kit: int | None = None, key: Key | None = None, sr: int = SAMPLE_RATE,
-            soundfont=None, on_composed=None
+            seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
+            sr: int = SAMPLE_RATE, soundfont=None, on_composed=None
             ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
     """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end."""
     from ..midi import render
     score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
-                           kit=kit, key=key)
+                           kit=kit, key=key, meter=meter)
     if on_composed is not None:
         on_composed()
     y = render(score, sr, soundfont=soundfont)

@@ -17,7 +17,6 @@ DRUM_NOTES = {"kick": 36, "snare": 38, "rim": 37, "clap": 39, "hat": 42, "pedal"
               "floor": 43, "tamb": 54}
 VELOCITY = {"X": 118, "x": 96, "o": 72, "g": 44}
 TIMEKEEPERS = ("hat", "ride", "pedal", "open", "tamb")
-PAD = "x-------x-------"
 
 
 def _add(song: Song, track: pretty_midi.Instrument, pitch: int, velocity: float,
@@ -57,23 +56,24 @@ def _range(inst: Instrument, low: int, high: int) -> tuple[int, int]:
 
 def drums(song: Song, track, inst: Instrument, k: int) -> None:
     style, rng = song.style, song.rng
-    grooves = style.grooves
+    grooves, steps = song.patterns.grooves, song.steps
+    half = steps // 2
     for bar in song.bars:
         groove = dict(grooves[min(bar.section.groove, len(grooves) - 1)])
         if bar.fill:
-            fill = rng.choice(style.fills)
-            merged = {p: pat[:8] + (pat[8:] if p in TIMEKEEPERS else "........")
+            fill = rng.choice(song.patterns.fills)
+            merged = {p: pat[:half] + (pat[half:] if p in TIMEKEEPERS else "." * half)
                       for p, pat in groove.items()}
             for p, pat in fill.items():
-                merged[p] = merged.get(p, "." * 16)[:8] + pat.ljust(8, ".")
+                merged[p] = merged.get(p, "." * steps)[:half] + pat.ljust(half, ".")
             groove = merged
         elif "snare" in groove and style.genre not in ("metal", "classical") and rng.random() < 0.3:
-            spots = [s for s in range(1, 16, 2) if groove["snare"][s] == "."]
+            spots = [s for s in range(1, steps, 2) if groove["snare"][s] == "."]
             s = rng.choice(spots) if spots else None
             if s is not None:
                 groove["snare"] = groove["snare"][:s] + "g" + groove["snare"][s + 1:]
         if bar.section_start and bar.index > 0:
-            groove["crash"] = "x" + groove.get("crash", "." * 16)[1:]
+            groove["crash"] = "x" + groove.get("crash", "." * steps)[1:]
         energy = bar.section.energy
         for piece, pattern in groove.items():
             if piece == "hat" and "crash" in groove and groove["crash"][0] != ".":
@@ -104,10 +104,11 @@ def bass(song: Song, track, inst: Instrument, k: int) -> None:
     center = max(lo + 2, min(style.bass_center + 12 * k, hi - 12))
     prev = center
     for bar in song.bars:
-        pattern = style.bass[min(bar.section.bass, len(style.bass) - 1)]
+        lines = song.patterns.bass
+        pattern = lines[min(bar.section.bass, len(lines) - 1)]
         vel = 98 * bar.section.energy - 10 * k
         if pattern == "W":
-            spans = [(b, c) for b, c in bar.chords] + [(4.0, None)]
+            spans = [(b, c) for b, c in bar.chords] + [(song.steps / 4, None)]
             for (beat, chord), (end, _) in zip(spans, spans[1:]):
                 line = walking_line(chord, song.next_root(bar, beat), prev, lo, min(hi, 55),
                                     int(end - beat), rng.choice)
@@ -134,15 +135,18 @@ def harmony(song: Song, track, inst: Instrument, k: int) -> None:
     center = (lo + hi) // 2
     voicing = None
     strum = style.strum_ms / 1000.0
+    comp, by_instrument = song.patterns.comp, song.patterns.comp_by_instrument
     for bar in song.bars:
         if k > 0:
-            pattern, legato = PAD, 1.0
-        elif inst.name in style.comp_by_instrument:
-            pattern, legato = style.comp_by_instrument[inst.name], 1.0
+            pattern, legato = song.patterns.pad, 1.0
+        elif inst.name in by_instrument:
+            pattern, legato = by_instrument[inst.name], 1.0
+        elif inst.name in style.comp_by_instrument:  # a 4/4 part this meter has none for: held chords
+            pattern, legato = song.patterns.pad, 1.0
         elif style.comp_random:
-            pattern, legato = rng.choice(style.comp), style.comp_legato
+            pattern, legato = rng.choice(comp), style.comp_legato
         else:
-            pattern, legato = style.comp[min(bar.section.comp, len(style.comp) - 1)], style.comp_legato
+            pattern, legato = comp[min(bar.section.comp, len(comp) - 1)], style.comp_legato
         vel = (84 if k == 0 else 62) * bar.section.energy
         for step, symbol, n in _events(pattern):
             chord = bar.chord_at(step / 4)
@@ -169,7 +173,7 @@ def _rhythm(song: Song, steps: int, play: int) -> list[tuple[int, int]]:
     mel, rng = song.style.melody, song.rng
     onsets = [0]
     for s in range(mel.unit, play, mel.unit):
-        p = mel.density * (1.3 if s % 4 == 0 else 0.75)
+        p = mel.density * (1.3 if s % song.pulse == 0 else 0.75)
         if rng.random() < p:
             onsets.append(s)
     out = []
@@ -221,7 +225,7 @@ def lead(song: Song, track, inst: Instrument, k: int) -> None:
         # two leads answer each other; each plays its own phrases only
         if k != p % len(song.cast["lead"]):
             continue
-        steps = 16 * len(phrase)
+        steps = song.steps * len(phrase)
         play = max(mel.unit, int(steps * (1 - mel.rest)) // mel.unit * mel.unit)
         key = f"{phrase[0].section.name}:{p % 2}:{len(phrase)}"
         if key in motifs and rng.random() < 0.7:
@@ -230,14 +234,14 @@ def lead(song: Song, track, inst: Instrument, k: int) -> None:
             rhythm = motifs[key] = _rhythm(song, steps, play)
         resolve = p % 2 == 1 or phrase[-1].index >= len(song.bars) - 2
         for i, (step, n) in enumerate(rhythm):
-            bar = phrase[step // 16]
-            chord = bar.chord_at((step % 16) / 4)
+            bar = phrase[step // song.steps]
+            chord = bar.chord_at((step % song.steps) / 4)
             target = center + 6 * SHAPES[mel.shape](step / steps)
-            pitch = _pitch(song, pool, prev, target, chord, step % 4 == 0,
+            pitch = _pitch(song, pool, prev, target, chord, step % song.pulse == 0,
                            i == len(rhythm) - 1, resolve)
             start = _phrase_time(song, phrase, step)
             end = start + mel.legato * max(0.05, _phrase_time(song, phrase, step + n) - start)
-            vel = 90 * bar.section.energy + (8 if step % 4 == 0 else 0)
+            vel = 90 * bar.section.energy + (8 if step % song.pulse == 0 else 0)
             _add(song, track, pitch, vel, start, end)
             if mel.bends and n >= 4 and rng.random() < 0.3:
                 _bend(track, start, end)
@@ -249,8 +253,8 @@ def lead(song: Song, track, inst: Instrument, k: int) -> None:
 
 
 def _phrase_time(song: Song, phrase: list[Bar], step: int) -> float:
-    i = min(step // 16, len(phrase) - 1)
-    return song.time(phrase[i], step - 16 * i)
+    i = min(step // song.steps, len(phrase) - 1)
+    return song.time(phrase[i], step - song.steps * i)
 
 
 def _bend(track, start: float, end: float) -> None:

@@ -7,13 +7,19 @@
 #   harmony 'X' 'x' 'o' the whole chord (loud to soft), '0'-'4' one voice of it (arpeggio),
 #           '-' hold, '.' rest
 # Drum fills are 8 characters and replace the second half of a section's last bar.
+# Other meters (Style.meters) have their own patterns, one character per sixteenth of their bar:
+# 12 in 3/4 (beats on 0, 4, 8) and in 6/8 (eighths on even steps, dotted-quarter beats on 0 and 6),
+# fills of 6. A genre without a meter there does not write it (request.py's 400 names the meters
+# it has); Style.meter_note says why.
 # Progressions are Roman numerals relative to the tonic's major scale, one string per bar
 # ("ii7 V7" splits the bar); see theory.parse_chord.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..options import GENRES, INSTRUMENTS, KEY_MODES, ROLES
+from ..options import GENRES, INSTRUMENTS, KEY_MODES, METER_DEFAULT, METERS, ROLES
+
+PAD = "x-------x-------"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,17 @@ class Mix:
 
 
 @dataclass(frozen=True)
+class MeterStyle:
+    """A style's patterns in one meter (the Style's own fields are its 4/4)."""
+    grooves: tuple[dict[str, str], ...]
+    fills: tuple[dict[str, str], ...]
+    bass: tuple[str, ...]
+    comp: tuple[str, ...]
+    comp_by_instrument: dict[str, str] = field(default_factory=dict)
+    pad: str = PAD                     # a second harmony instrument's sustained chords
+
+
+@dataclass(frozen=True)
 class Style:
     genre: str
     tempo: tuple[int, int]
@@ -82,13 +99,24 @@ class Style:
     bass_center: int = 40
     drums_by_default: bool = True
     mix: dict[str, Mix] = field(default_factory=dict)
+    meters: dict[str, MeterStyle] = field(default_factory=dict)  # the meters besides 4/4
+    meter_note: str = ""               # why a meter is missing, for /api/options
+
+    def patterns(self, meter: str) -> MeterStyle:
+        """The grooves, fills, bass lines and comping of one meter; KeyError when it has none."""
+        if meter == METER_DEFAULT:
+            return MeterStyle(self.grooves, self.fills, self.bass, self.comp, self.comp_by_instrument)
+        return self.meters[meter]
+
+    @property
+    def meter_names(self) -> tuple[str, ...]:
+        return (METER_DEFAULT, *self.meters)
 
 
 def _prog(**modes):
     return modes
 
 
-PAD = "x-------x-------"
 STYLES: dict[str, Style] = {}
 
 
@@ -124,6 +152,14 @@ _add(Style(
                  "lead": ("harmonica", "saxophone")},
     mix={"drums": Mix(-9, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-8, 50, 45),
          "lead": Mix(-6, 78, 55)},
+    meters={"6/8": MeterStyle(  # the slow blues' 12/8 feel, written as 6/8
+        grooves=({"kick": "x.....x.....", "snare": "......x.....", "hat": "x.x.x.x.x.x."},
+                 {"kick": "x.....x...o.", "snare": "......x...g.", "ride": "x.x.x.x.x.x.",
+                  "pedal": "......x....."}),
+        fills=({"snare": "x.x.o.", "tom_mid": "....x."}, {"snare": "..xxxx", "floor": "x....."}),
+        bass=("R.3.5.6.5.3.", "R---3-5---6-"),
+        comp=("X.o.o.x.o.o.", "......X-...."), pad="x-----x-----")},
+    meter_note="no 3/4: a blues waltz is a rarity; its slow triple feel is the 6/8 here",
 ))
 
 _add(Style(
@@ -154,6 +190,18 @@ _add(Style(
                  "lead": ("violin", "flute", "clarinet")},
     mix={"drums": Mix(-12, 64, 60), "bass": Mix(-9, 54, 80), "harmony": Mix(-5, 64, 80),
          "lead": Mix(-7, 74, 85)},
+    meters={"3/4": MeterStyle(  # waltz and minuet
+        grooves=({"kick": "x...........", "ride": "....x...x..."},), fills=({"tom_lo": "x...x."},),
+        bass=("R-------....", "R-----------", "R---5---8---"),
+        comp=("....x-..x-..", "0.2.1.2.0.2.", "0-1-2-3-2-1-"),
+        comp_by_instrument={"strings": "x---x---x---", "synth pad": "x-----------",
+                            "organ": "x-----------", "brass": "x-------x---"}, pad="x-----------"),
+            "6/8": MeterStyle(  # siciliano and pastorale
+        grooves=({"kick": "x...........", "ride": "x.....x....."},), fills=({"tom_lo": "x.x.x."},),
+        bass=("R-----5-----", "R-----------", "R---5-8---5-"),
+        comp=("0.2.1.0.2.1.", "0.1.2.0.1.2.", "0.1.2.3.2.1."),
+        comp_by_instrument={"strings": "x-----x-----", "synth pad": "x-----------",
+                            "organ": "x-----------", "brass": "x-----x-----"}, pad="x-----x-----")},
 ))
 
 _add(Style(
@@ -183,6 +231,18 @@ _add(Style(
                  "lead": ("violin", "harmonica")},
     mix={"drums": Mix(-12, 64, 25), "bass": Mix(-10, 64, 15), "harmony": Mix(-6, 44, 35),
          "lead": Mix(-6, 84, 45)},
+    meters={"3/4": MeterStyle(  # the country waltz: boom-chick-chick
+        grooves=({"kick": "x...........", "snare": "....x...x...", "pedal": "....x...x..."},
+                 {"kick": "x...........", "snare": "....x...x...", "hat": "x.x.x.x.x.x."}),
+        fills=({"snare": "xoxoxx"}, {"tom_hi": "x.", "floor": "..x.x."}),
+        bass=("R-------....", "R-------5-a-"), comp=("....x...x...", "x.x.x.x.x.x."),
+        pad="x-----------"),
+            "6/8": MeterStyle(  # the slow country ballad
+        grooves=({"kick": "x...........", "snare": "......x.....", "hat": "x.x.x.x.x.x."},
+                 {"kick": "x.....x.....", "snare": "......x.....", "ride": "x.x.x.x.x.x."}),
+        fills=({"snare": "xoxoxx"}, {"tom_hi": "x.", "floor": "..x.x."}),
+        bass=("R-----5-----", "R-----5---a-"), comp=("x.o.o.x.o.o.", "x-----x-----"),
+        pad="x-----x-----")},
 ))
 
 _add(Style(
@@ -214,6 +274,7 @@ _add(Style(
                  "lead": ("synth", "flute", "trumpet", "violin")},
     mix={"drums": Mix(-11, 64, 25), "bass": Mix(-9, 64, 10), "harmony": Mix(-7, 50, 50, 40),
          "lead": Mix(-7, 78, 50, 30)},
+    meter_note="4/4 only: disco is four on the floor",
 ))
 
 _add(Style(
@@ -244,6 +305,7 @@ _add(Style(
                  "lead": ("flute", "vibraphone", "synth", "saxophone")},
     mix={"drums": Mix(-8, 64, 15), "bass": Mix(-8, 64, 5), "harmony": Mix(-7, 56, 35),
          "lead": Mix(-7, 72, 40)},
+    meter_note="4/4 only: a hip-hop beat is a 4/4 backbeat",
 ))
 
 _add(Style(
@@ -275,6 +337,20 @@ _add(Style(
                  "lead": ("saxophone", "trumpet", "vibraphone", "clarinet")},
     mix={"drums": Mix(-10, 70, 35), "bass": Mix(-9, 58, 20), "harmony": Mix(-6, 48, 45),
          "lead": Mix(-6, 80, 50)},
+    meters={"3/4": MeterStyle(  # the jazz waltz, walking in three
+        grooves=({"ride": "x...X.o.X.o.", "pedal": "........x...", "kick": "g...........",
+                  "snare": "......g....."},
+                 {"ride": "x...X.o.X.o.", "pedal": "....x...x...", "kick": "g.......g...",
+                  "snare": "..g.......g."}),
+        fills=({"snare": "x.o.x."}, {"snare": "..x.o.", "tom_lo": "x....."}),
+        bass=("W",), comp=("x.....o.....", "....x...x...", "......x.....", "x.......x..."),
+        pad="x-----------"),
+            "6/8": MeterStyle(  # Afro-Cuban 6/8: the bell over two dotted-quarter beats
+        grooves=({"ride": "x...x.x...x.", "kick": "x.....x.....", "rim": "....x.......",
+                  "pedal": "......x....."},),
+        fills=({"snare": "x.x.xx"}, {"tom_hi": "x.x.", "tom_lo": "....x."}),
+        bass=("R---5-R---5-", "R-----5---a-"), comp=("x.....o.....", "....x.....x.", "x.....x....."),
+        pad="x-----x-----")},
 ))
 
 _add(Style(
@@ -307,6 +383,15 @@ _add(Style(
                  "harmony": ("distorted guitar",), "lead": ("lead guitar", "synth")},
     mix={"drums": Mix(-12, 64, 20), "bass": Mix(-10, 64, 5), "harmony": Mix(-6, 40, 25),
          "lead": Mix(-7, 88, 45)},
+    meters={"6/8": MeterStyle(  # the triplet gallop and the 6/8 ballad-metal sway
+        grooves=({"kick": "x.x.x.x.x.x.", "snare": "......X.....", "hat": "x.x.x.x.x.x.",
+                  "crash": "x..........."},
+                 {"kick": "x.xxx.x.xxx.", "snare": "......X.....", "ride": "X.x.x.X.x.x."},
+                 {"kick": "x.....x.....", "snare": "......X.....", "crash": "x.....x....."}),
+        fills=({"tom_hi": "xx", "tom_mid": "..xx", "floor": "....xx"}, {"snare": "xxxXXX", "kick": "x.x.x."}),
+        bass=("R.R.R.R.R.R.", "R.RRR.R.RRR.", "R-----R-----"),
+        comp=("X.o.x.X.o.x.", "X.ooX.X.ooX.", "X-----X-----"), pad="x-----x-----")},
+    meter_note="no 3/4: metal's triple time is the 6/8 gallop",
 ))
 
 _add(Style(
@@ -338,6 +423,19 @@ _add(Style(
                  "lead": ("synth", "flute", "violin", "clarinet")},
     mix={"drums": Mix(-9, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-8, 56, 45),
          "lead": Mix(-6, 72, 50, 20)},
+    meters={"3/4": MeterStyle(  # the 3/4 ballad
+        grooves=({"kick": "x...........", "snare": "........x...", "hat": "x.x.x.x.x.x."},
+                 {"kick": "x.......x...", "snare": "....x...x...", "hat": "xoxoxoxoxoxo"}),
+        fills=({"snare": "x.xxxx"}, {"tom_hi": "x.", "tom_lo": "..x.x."}),
+        bass=("R-------5---", "R---R---5---"), comp=("x---x---x---", "x-----x-----"),
+        comp_by_instrument={"synth pad": "x-----------", "strings": "x-----------"}, pad="x-----------"),
+            "6/8": MeterStyle(  # the 6/8 ballad
+        grooves=({"kick": "x...........", "snare": "......x.....", "hat": "x.x.x.x.x.x."},
+                 {"kick": "x...x.......", "snare": "......x.....", "hat": "xoxoxoxoxoxo",
+                  "tamb": "......x....."}),
+        fills=({"snare": "x.xxxx"}, {"tom_hi": "x.", "tom_lo": "..x.x."}),
+        bass=("R-----5-----", "R---R-5---5-"), comp=("0.1.2.3.2.1.", "x.x.x.x.x.x."),
+        comp_by_instrument={"synth pad": "x-----x-----", "strings": "x-----x-----"}, pad="x-----x-----")},
 ))
 
 _add(Style(
@@ -365,6 +463,7 @@ _add(Style(
                  "lead": ("trumpet", "saxophone")},
     mix={"drums": Mix(-7, 64, 35), "bass": Mix(-5, 64, 10), "harmony": Mix(-6, 44, 55),
          "lead": Mix(-7, 80, 55)},
+    meter_note="4/4 only: the one drop and the skank are a 4/4 feel",
 ))
 
 _add(Style(
@@ -394,6 +493,14 @@ _add(Style(
                  "lead": ("lead guitar",)},
     mix={"drums": Mix(-11, 64, 30), "bass": Mix(-10, 64, 10), "harmony": Mix(-6, 42, 35),
          "lead": Mix(-7, 86, 45)},
+    meters={"6/8": MeterStyle(  # the 6/8 rock ballad
+        grooves=({"kick": "x...........", "snare": "......x.....", "hat": "x.x.x.x.x.x."},
+                 {"kick": "x...x.x.....", "snare": "......X.....", "ride": "x.x.x.x.x.x.",
+                  "crash": "x..........."}),
+        fills=({"snare": "x.xxx.", "tom_lo": "....x."}, {"tom_hi": "xx", "tom_mid": "..xx", "floor": "....xx"}),
+        bass=("R-----R-----", "R.R.R.R.R.5."), comp=("x.x.x.x.x.x.", "X-----X---x-"),
+        pad="x-----x-----")},
+    meter_note="no 3/4: a rock waltz is a rarity; its triple time is the 6/8 ballad here",
 ))
 
 assert set(STYLES) == set(GENRES), "every genre needs a style"
@@ -401,5 +508,12 @@ for _style in STYLES.values():
     # a request may ask any genre for any key: every style writes in both modes
     assert all(set(d) == set(KEY_MODES) for d in (_style.progressions, _style.cadence, _style.final,
                                                 _style.melody.scale)), _style.genre
+    for _meter in _style.meters:
+        _steps = METERS[_meter].steps
+        _p = _style.patterns(_meter)
+        assert all(len(x) == _steps for g in _p.grooves for x in g.values()), (_style.genre, _meter)
+        assert all(len(x) <= _steps // 2 for f in _p.fills for x in f.values()), (_style.genre, _meter)
+        assert all(len(x) == _steps for x in (*_p.bass, *_p.comp, *_p.comp_by_instrument.values(), _p.pad)
+                   if x != "W"), (_style.genre, _meter)
     for _role, _names in _style.instruments.items():
         assert _role in ROLES and all(INSTRUMENTS[n].role == _role for n in _names), _style.genre

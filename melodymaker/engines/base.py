@@ -28,6 +28,7 @@ class Capabilities:
     length: bool = False
     midi: bool = False
     key: bool = False
+    meter: bool = False   # writes the requested time signature (the others ignore it and say so)
 
     def public(self) -> dict[str, bool]:
         return asdict(self)
@@ -46,6 +47,9 @@ class Engine(ABC):
     def availability(self) -> str | None:
         """None when the engine can run, else the reason it cannot (shown to the user)."""
         return None
+
+    def check(self, request: GenerationRequest) -> None:
+        """Raise InvalidRequest for a request this mode cannot honour (checked before queueing)."""
 
     @abstractmethod
     def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import GenerationFailed
+from ..errors import GenerationFailed, InvalidRequest
 from ..options import SAMPLE_RATE
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
@@ -13,7 +13,8 @@ NAME = "compose"
 LABEL = "Composer"
 DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders it with a "
                "SoundFont; the only mode that plays exactly the chosen instruments.")
-CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True)
+CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True,
+                            meter=True)
 NUMBER = 2  # the original page's "API" slot
 
 
@@ -36,14 +37,25 @@ class ComposeEngine(Engine):
             return e.message
         return None
 
+    def check(self, request) -> None:
+        """A genre is written only in the meters its style has (styles.Style.meters)."""
+        from ..compose.styles import STYLES
+        style = STYLES[request.genre]
+        if request.meter not in style.meter_names:
+            raise InvalidRequest(f"meter {request.meter} is not one the composer writes {request.genre} "
+                                 f"in ({style.meter_note}); for {request.genre}: "
+                                 f"{', '.join(style.meter_names)}", field="meter")
+
     def generate(self, request, progress: Progress = no_progress) -> Track:
         from ..compose.composer import perform
         from ..midi import soundfont_path
+        self.check(request)
         started = time.perf_counter()
         progress(0.05, "composing")
         y, score, facts = perform(request.genre, tempo=request.tempo, length=request.length,
                                   instruments=request.instruments, seed=request.seed,
-                                  key=request.musical_key, sr=SAMPLE_RATE, soundfont=self.soundfont,
+                                  key=request.musical_key, meter=request.meter, sr=SAMPLE_RATE,
+                                  soundfont=self.soundfont,
                                   on_composed=lambda: progress(0.1, "rendering"))
         progress(0.9, "rendered")
         written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
