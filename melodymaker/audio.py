@@ -154,6 +154,16 @@ def overlap_add(segments: list[np.ndarray], offsets: list[int], n: int, xfade: i
     return out
 
 
+def loop_crossfade(y: np.ndarray, n: int, fade: int) -> np.ndarray:
+    """The first n samples made to loop: the `fade` samples after n are mixed into the start with an
+    equal-power crossfade, so sample n-1 is followed, as in y, by (nearly) sample n. len(y) >= n + fade."""
+    out = np.array(y[:n], dtype=np.float32, copy=True)
+    if fade > 0:
+        theta = np.linspace(0, np.pi / 2, fade, dtype=np.float32)
+        out[:fade] = out[:fade] * np.sin(theta) + np.asarray(y[n:n + fade], dtype=np.float32) * np.cos(theta)
+    return out
+
+
 def loudness(y: np.ndarray, sr: int) -> float:
     """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm); RMS dBFS for short audio."""
     if len(y) < int(0.5 * sr):
@@ -186,18 +196,48 @@ def soft_limit(y: np.ndarray, ceiling: float) -> np.ndarray:
     return out
 
 
-def encode(y: np.ndarray, sr: int, fmt: str) -> bytes:
-    """WAV (16-bit PCM) or MP3 (MPEG layer III through libsndfile's LAME) bytes."""
+def encode(y: np.ndarray, sr: int, fmt: str, *, loop: tuple[int, int] | None = None) -> bytes:
+    """WAV (16-bit PCM) or MP3 (MPEG layer III through libsndfile's LAME) bytes. loop: (start, end)
+    sample offsets, end exclusive, written into a WAV's smpl chunk (samplers and DAWs loop on it)."""
     y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
     buf = io.BytesIO()
     if fmt == "wav":
         sf.write(buf, y, sr, format="WAV", subtype="PCM_16")
+        if loop is not None:
+            return with_loop_chunk(buf.getvalue(), sr, *loop)
     elif fmt == "mp3":
         sf.write(buf, y, sr, format="MP3", subtype="MPEG_LAYER_III",
                  bitrate_mode="CONSTANT", compression_level=0.25)
     else:
         raise ValueError(f"cannot encode audio as {fmt!r}")
     return buf.getvalue()
+
+
+def with_loop_chunk(wav: bytes, sr: int, start: int, end: int) -> bytes:
+    """A RIFF WAV with a 'smpl' chunk appended: one forward loop from `start` to `end` (exclusive;
+    the chunk names the last sample played, end - 1), repeated forever."""
+    import struct
+    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+        raise ValueError("not a RIFF WAV")
+    body = struct.pack("<9I", 0, 0, int(round(1e9 / sr)), 60, 0, 0, 0, 1, 0)
+    body += struct.pack("<6I", 0, 0, int(start), int(end) - 1, 0, 0)
+    chunk = b"smpl" + struct.pack("<I", len(body)) + body
+    out = bytearray(wav + chunk)
+    out[4:8] = struct.pack("<I", len(out) - 8)
+    return bytes(out)
+
+
+def wav_loop(wav: bytes) -> tuple[int, int] | None:
+    """The first loop of a WAV's smpl chunk as (start, end exclusive), or None."""
+    import struct
+    pos = 12
+    while pos + 8 <= len(wav):
+        tag, size = wav[pos:pos + 4], struct.unpack("<I", wav[pos + 4:pos + 8])[0]
+        if tag == b"smpl" and size >= 60 and struct.unpack("<I", wav[pos + 36:pos + 40])[0] >= 1:
+            start, end = struct.unpack("<2I", wav[pos + 52:pos + 60])
+            return start, end + 1
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:

@@ -27,7 +27,7 @@ def _generate(args: argparse.Namespace) -> int:
     request = GenerationRequest.parse({
         "genre": args.genre, "instruments": args.instruments, "tempo": args.tempo,
         "length": args.length, "mode": args.mode, "seed": args.seed, "format": fmt, "key": args.key,
-        "meter": args.meter})
+        "meter": args.meter, "loop": args.loop})
     # generates here, in this process, whatever queue MELODYMAKER_QUEUE names for the server
     service = Service(Settings.from_env(genres_dir=args.genres, queue=""), with_store=False)
 
@@ -83,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--key", help=f"'A minor', 'F# major', ... or {opt.KEY_AUTO} (the default)")
     g.add_argument("--meter", help=f"{', '.join(opt.METERS)} (default {opt.METER_DEFAULT}; the tempo "
                                    "counts dotted quarters in 6/8)")
+    g.add_argument("--loop", action="store_true",
+                   help="a seamless loop of whole bars (the length rounded to the nearest bar count)")
     g.add_argument("--seed", help="whole number; random when left out")
     g.add_argument("--format", help=f"{formats.allowed()}; default: from the output extension")
     g.add_argument("--genres", help="library folder (default: ./genres)")

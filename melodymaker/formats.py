@@ -40,8 +40,18 @@ class Format:
 def _audio(fmt: str) -> Callable[[Track], bytes]:
     def encode(track: Track) -> bytes:
         from . import audio
-        return audio.encode(track.audio, track.sr, fmt)
+        loop = track.meta.get("loop")
+        points = (loop["start"], loop["end"]) if loop and fmt == "wav" else None
+        return audio.encode(track.audio, track.sr, fmt, loop=points)
     return encode
+
+
+def _mp3_note(meta: dict) -> str | None:
+    if meta.get("loop"):
+        return ("not gapless: MP3 pads the start and end (encoder delay) and this file carries no "
+                "gapless tag, so a player adds a short gap each time round; loop the WAV (its smpl "
+                "chunk marks the loop)")
+    return None
 
 
 def _midi(track: Track) -> bytes:
@@ -60,10 +70,11 @@ def _midi_note(meta: dict) -> str | None:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("wav", "WAV", "wav", "audio/wav", ("wave",), "16-bit PCM, lossless",
+    Format("wav", "WAV", "wav", "audio/wav", ("wave",), "16-bit PCM, lossless; a loop's points in "
+           "its smpl chunk",
            _audio("wav"), lambda meta: "audio.wav"),
     Format("mp3", "MP3", "mp3", "audio/mpeg", (), "MPEG layer III, constant bit rate",
-           _audio("mp3"), lambda meta: "audio.mp3"),
+           _audio("mp3"), lambda meta: "audio.mp3", _mp3_note),
     Format("midi", "MIDI", "mid", "audio/midi", ("mid",), "the score, or a transcription of the audio",
            _midi, lambda meta: "score.mid" if meta.get("has_score") else "transcription.mid",
            _midi_note),

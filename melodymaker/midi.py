@@ -157,17 +157,17 @@ def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.nda
 
 
 def render(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *,
-           soundfont: Path | None = None) -> np.ndarray:
+           soundfont: Path | None = None, tail: float = 1.0) -> np.ndarray:
     """Render a score through a SoundFont with TinySoundFont; float32 mono, shape (n,).
 
-    n covers the score plus a second of release and reverb. Programs, volume/pan/expression
+    n covers the score plus `tail` seconds of release and reverb. Programs, volume/pan/expression
     CCs, note on/off and pitch bends go to the synthesizer; TinySoundFont has no effects, so
     each part's reverb send (CC91, GM default 40) feeds one synthetic room added here.
     Chorus (CC93) is not rendered. Peaks above 0.99 are scaled down, never clipped.
     """
     from scipy.signal import oaconvolve
     path = soundfont_path(soundfont)
-    n = int(np.ceil((score.get_end_time() + 1.0) * sr))
+    n = int(np.ceil((score.get_end_time() + tail) * sr))
     dry = np.zeros(n, dtype=np.float32)
     send = np.zeros(n, dtype=np.float32)
     synth = _take_synth(path, sr)

@@ -77,6 +77,15 @@ def spec() -> dict:
                                        "it: /api/options' meter.meters[].compose_genres); modes "
                                        "without capabilities.meter ignore it and say so in the track's "
                                        "metadata (meter.applied)"},
+            "loop": {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", "1", "0"]}],
+                     "default": False,
+                     "description": "a seamless loop: the length rounded to the nearest whole number of "
+                                    "bars (at least 1) at the tempo the request resolves to, no fades, "
+                                    "the end flowing into the start (compose writes its last bar into "
+                                    "its first; modes without capabilities.loop crossfade their tail "
+                                    f"into their head over {opt.LOOP_CROSSFADE} s). The track's metadata "
+                                    "says loop: {start: 0, end: N samples, bars: B}; the WAV carries "
+                                    "them in a smpl chunk; an MP3 cannot loop gaplessly"},
         },
         "additionalProperties": True,
         "description": "Fields not listed here are accepted and ignored; the track's metadata "

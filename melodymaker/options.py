@@ -92,6 +92,10 @@ class Meter:
     def bar_seconds(self, bpm: float) -> float:
         return self.beats * 60.0 / bpm
 
+    def loop_bars(self, length: float, bpm: float) -> int:
+        """A loop's length in bars: the whole number nearest to `length` seconds, at least one."""
+        return max(1, int(round(length / self.bar_seconds(bpm))))
+
 
 METERS = {m.name: m for m in (
     Meter("4/4", 4, 4, 4, "quarter note", 1.0),
@@ -100,6 +104,10 @@ METERS = {m.name: m for m in (
 )}
 METER_DEFAULT = "4/4"
 """The tempo (BPM) counts quarter notes in 4/4 and 3/4 and dotted quarters in 6/8."""
+
+LOOP_CROSSFADE = 0.25
+"""Seconds of a mode's audio past the loop's end that are crossfaded into its start, when the mode
+cannot write a loop itself (capabilities.loop)."""
 
 
 @dataclass(frozen=True)

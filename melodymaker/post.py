@@ -2,9 +2,12 @@
 loudness, and what the user will check measured on the result (tempo, key, loudness)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import audio, keys
+from . import options as opt
 from .audio import conform_tempo
 from .engines.base import Capabilities
 from .request import GenerationRequest
@@ -20,6 +23,11 @@ def source_length(request: GenerationRequest, capabilities: Capabilities,
     """Seconds of audio to ask the engine for, so that after the tempo conform the track still fills
     the requested length with music, not padded silence. native_tempo: the tempo the engine is
     expected to play the genre at (the library's median), when known; else the worst case."""
+    if request.loop and not capabilities.loop:
+        # the loop rounds to the nearest bar (up to half a bar more) and crossfades what follows it
+        half_bar = 0.5 * opt.METERS[opt.METER_DEFAULT].bar_seconds(request.tempo or opt.TEMPO_MIN)
+        request = dataclasses.replace(request, loop=False,
+                                      length=request.length + half_bar + opt.LOOP_CROSSFADE + 0.1)
     if not request.tempo or capabilities.tempo:
         return request.length
     if native_tempo:
@@ -40,17 +48,20 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
         y, key_shift = keys.shift_to(y, sr, requested_key)
     if request.tempo and not capabilities.tempo:
         y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
-    n = int(round(request.length * sr))
-    if not capabilities.length and 0 < len(y) < n:
-        y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
-    elif 0 < len(y) < n:
-        # the conform sped it up by more than source_length() allowed for: a slight extra stretch
-        # (reported) rather than zeros at the end
-        meta["length_fit_rate"] = round(len(y) / n, 4)
-        y = audio.time_stretch(y, len(y) / n, n)
-    y = audio.fit_length(y, n)
-    y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
-    y = audio.normalize(y, sr)
+    if request.loop:  # no fades: a whole number of bars whose end flows into its start
+        y, meta["loop"] = make_loop(y, sr, request, capabilities, meta.get("tempo"))
+    else:
+        n = int(round(request.length * sr))
+        if not capabilities.length and 0 < len(y) < n:
+            y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
+        elif 0 < len(y) < n:
+            # the conform sped it up by more than source_length() allowed for: a slight extra
+            # stretch (reported) rather than zeros at the end
+            meta["length_fit_rate"] = round(len(y) / n, 4)
+            y = audio.time_stretch(y, len(y) / n, n)
+        y = audio.fit_length(y, n)
+        y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
+    y = audio.normalize(y, sr)  # the limiter is memoryless: it treats the seam as any other sample
     tempo, _ = audio.estimate_tempo(y, sr)
     meta.update({"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
                  "measured_tempo": round(tempo, 2) if tempo else None,
@@ -61,6 +72,30 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
                  "meter": {"requested": request.meter,
                            "applied": "written" if capabilities.meter else "ignored"}})
     return Track(y, sr, track.midi, meta)
+
+
+def make_loop(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Capabilities,
+              tempo: float | None) -> tuple[np.ndarray, dict]:
+    """A whole number of bars (the requested length to the nearest bar count, at least one) that
+    repeats without a click or a gap, and its loop points for the metadata.
+
+    The bars are counted at the request's tempo, else the one the engine reports, else the one
+    measured here, in the requested meter where the mode writes it (4/4 where it ignores it). A mode
+    that writes loops (capabilities.loop: compose) made exactly those samples already; the others'
+    audio past the loop's end is crossfaded (equal power) into its start, so the end flows on
+    into the start as it did into what followed it."""
+    bpm = request.tempo or tempo or audio.estimate_tempo(y, sr)[0] or 120.0
+    meter = request.time_signature if capabilities.meter else opt.METERS[opt.METER_DEFAULT]
+    bars = meter.loop_bars(request.length, bpm)
+    n = int(round(bars * meter.bar_seconds(bpm) * sr))
+    if not capabilities.loop:
+        fade = min(int(opt.LOOP_CROSSFADE * sr), n // 4)
+        if len(y) < n + fade:
+            y = np.tile(y, int(np.ceil((n + fade) / max(1, len(y)))))
+        y = audio.loop_crossfade(y, n, fade)
+    return audio.fit_length(y, n), {"start": 0, "end": n, "bars": bars, "tempo": round(float(bpm), 3),
+                                    "meter": meter.name, "seconds": round(n / sr, 6),
+                                    "crossfade": None if capabilities.loop else round(fade / sr, 4)}
 
 
 def key_report(y: np.ndarray, sr: int, requested: keys.Key | None, shift: dict | None = None,

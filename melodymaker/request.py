@@ -2,7 +2,7 @@
 
 Accepts the structured form
     {"genre": "jazz", "instruments": ["piano", "bass"], "tempo": 96, "length": 20,
-     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor", "meter": "3/4"}
+     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor", "meter": "3/4", "loop": true}
 and the original MelodyMaker page's strings
     {"genre": "HipHop", "instruments": "Piano", "tempo": "Medium (90-120 BPM)",
      "length": "Demo (30 seconds)", "generate_mode": 0}.
@@ -36,6 +36,7 @@ class GenerationRequest:
     candidates: int = 1
     key: str = opt.KEY_AUTO
     meter: str = opt.METER_DEFAULT
+    loop: bool = False
     ignored_fields: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,12 +74,13 @@ class GenerationRequest:
             candidates=parse_candidates(data.get("candidates")),
             key=parse_key(data.get("key")),
             meter=parse_meter(data.get("meter")),
+            loop=parse_loop(data.get("loop")),
             ignored_fields=ignored_fields(data),
         )
 
 
 FIELDS = ("genre", "instruments", "tempo", "length", "mode", "generate_mode", "seed", "format",
-          "candidates", "key", "meter")
+          "candidates", "key", "meter", "loop")
 """Every field a request may carry (ignored_fields, too: a queued job's request is parsed again)."""
 IGNORED_MAX, IGNORED_NAME_MAX = 50, 100
 
@@ -239,6 +241,24 @@ def parse_meter(value: Any) -> str:
     if text not in opt.METERS:
         raise InvalidRequest(f"meter {value!r} is not one of: {', '.join(opt.METERS)}", field="meter")
     return text
+
+
+LOOP_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def parse_loop(value: Any) -> bool:
+    """JSON true or false, or a form's 'true', 'false', '1', '0' (any case); absent means false."""
+    if _blank(value):
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = LOOP_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+    if word is None:
+        raise InvalidRequest(f"loop {value!r} must be true or false (a form may send true, false, "
+                             "1 or 0)", field="loop")
+    return word
 
 
 def ignored_fields(data: Mapping[str, Any]) -> tuple[str, ...]:

@@ -180,10 +180,10 @@ class Service:
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
             "details": {k: v for k, v in track.meta.items()
-                        if k not in ("length", "tempo", "key", "meter")},
+                        if k not in ("length", "tempo", "key", "meter", "loop")},
             "ignored_fields": list(request.ignored_fields),
         }
-        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter")
+        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter", "loop")
                      if k in track.meta})
         track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
         return track, meta

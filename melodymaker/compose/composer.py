@@ -61,6 +61,7 @@ class Song:
     cast: dict[str, list[str]]
     meter: Meter = METERS[METER_DEFAULT]
     patterns: MeterStyle | None = None  # the style's patterns in this meter
+    loop: bool = False                  # the last bar leads into the first; no ending
 
     @property
     def beat(self) -> float:
@@ -125,12 +126,13 @@ def _bar_chords(text: str, tonic: int, meter: Meter) -> list[tuple[float, Chord]
 
 
 def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
-         rng: random.Random, meter: Meter = METERS[METER_DEFAULT]) -> list[Bar]:
-    """Lay out the form: intro, sections cycled with fills at their ends, a cadence bar last."""
+         rng: random.Random, meter: Meter = METERS[METER_DEFAULT], loop: bool = False) -> list[Bar]:
+    """Lay out the form: intro, sections cycled with fills at their ends, a cadence bar last.
+    A loop has no intro: its cadence bar and fill lead back into its first bar."""
     progressions = {name: rng.choice(variants)
                     for name, variants in style.progressions[mode].items()}
     order: list[tuple[Section, str, bool]] = []   # (section, chords, starts a section)
-    if style.intro is not None and n_bars >= 8:
+    if style.intro is not None and n_bars >= 8 and not loop:
         intro = progressions[style.intro.name][-(4 if n_bars >= 16 else 2):]
         order += [(style.intro, chords, k == 0) for k, chords in enumerate(intro)]
     occurrence = 0
@@ -154,13 +156,15 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
 
 def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
             seed: int, kit: int | None = None, key: Key | None = None,
-            meter: str = METER_DEFAULT) -> tuple[pretty_midi.PrettyMIDI, dict]:
+            meter: str = METER_DEFAULT, loop: bool = False) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """Write a genre arrangement as a multi-track score of exactly `length` seconds.
 
     tempo: BPM (dotted quarters in 6/8), or None for a seeded tempo in the genre's range. key: the
     key to write in, or None for a seeded one of the genre's usual keys. meter: one of the style's
     meter_names (ValueError otherwise). The music ends with the style's cadence and a tonic chord
-    that rings from the last bar line to `length`.
+    that rings from the last bar line to `length`; a loop (length a whole number of bars,
+    Meter.loop_bars) has no final chord: its last bar is the cadence that leads into its first, and
+    notes that ring past the end carry on at the start (perform() wraps the audio the same way).
     kit: the GM2 drum kit, default the style's first. Returns (score, facts): facts has
     tempo, key, instruments by role and the form.
     """
@@ -177,12 +181,16 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
     if key is not None:
         tonic, mode = key.tonic, key.mode
     bar_len = time_sig.bar_seconds(bpm)
-    ring = min(RING_MIN, 0.3 * length)
-    n_bars = max(0, int((length - ring) / bar_len))
-    bars = plan(style, tonic, mode, n_bars, bar_len, rng, time_sig)
+    if loop:
+        n_bars = max(1, int(round(length / bar_len)))
+    else:
+        ring = min(RING_MIN, 0.3 * length)
+        n_bars = max(0, int((length - ring) / bar_len))
+    bars = plan(style, tonic, mode, n_bars, bar_len, rng, time_sig, loop)
     cast = cast_roles(style, tuple(instruments))
     song = Song(style, bpm, tonic, mode, float(length), bars, n_bars * bar_len,
-                parse_chord(style.final[mode], tonic), rng, cast, time_sig, style.patterns(meter))
+                parse_chord(style.final[mode], tonic), rng, cast, time_sig, style.patterns(meter),
+                loop)
 
     # a MIDI file's tempo counts quarter notes
     score = pretty_midi.PrettyMIDI(initial_tempo=bpm * time_sig.quarters_per_beat, resolution=480)
@@ -205,7 +213,7 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
         "genre": genre, "tempo": bpm, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
         "time_signature": meter, "feel": style.feel,
         "instruments": {role: list(cast[role]) for role in ROLES if cast[role]},
-        "form": _form_summary(bars, style.intro), "bars": n_bars,
+        "form": _form_summary(bars, style.intro, loop), "bars": n_bars,
     }
     return score, facts
 
@@ -226,13 +234,18 @@ def _finish(track: pretty_midi.Instrument, song: Song, role: str, k: int, inst) 
                 note.pitch += 12
             while note.pitch > inst.high:
                 note.pitch -= 12
+        if song.loop:  # a note pushed over either end plays at the other; a long one rings over it
+            shift = song.length if note.start < 0 else -song.length if note.start >= song.length else 0.0
+            note.start, note.end = max(0.0, note.start + shift), note.end + shift
+            note.end = max(note.end, note.start + 0.01)
+            continue
         note.start = min(max(0.0, note.start), song.length - 0.01)
         note.end = min(max(note.end, note.start + 0.01), song.length)
     track.notes.sort(key=lambda n: (n.start, n.pitch))
 
 
-def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
-    """['intro x4', 'A x4', 'B x4', ..., 'cadence', 'ending']"""
+def _form_summary(bars: list[Bar], intro: Section | None, loop: bool = False) -> list[str]:
+    """['intro x4', 'A x4', 'B x4', ..., 'cadence', 'ending'] (a loop: 'cadence', 'loop')"""
     out: list[str] = []
     for bar in bars[:-1]:
         if bar.section_start or not out:
@@ -243,24 +256,50 @@ def _form_summary(bars: list[Bar], intro: Section | None) -> list[str]:
             out[-1] = f"{name} x{int(n) + 1}"
     if bars:
         out.append("cadence")
-    out.append("ending")
+    out.append("loop" if loop else "ending")
     return out
 
 
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
             seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
-            sr: int = SAMPLE_RATE, soundfont=None, on_composed=None
+            loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None
             ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
-    """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end."""
-    from ..midi import render
+    """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end.
+
+    loop: `length` is taken to the nearest whole number of bars (Meter.loop_bars, at the tempo
+    the song resolves to) and the audio is the loop's steady state: what rings past its end (notes,
+    release, the reverb tail) is added to its start, and nothing fades."""
+    from ..midi import REVERB_SECONDS, render
+    if loop:
+        bpm = float(tempo) if tempo else _seeded_tempo(genre, seed)
+        time_sig = METERS[meter]
+        length = time_sig.loop_bars(length, bpm) * time_sig.bar_seconds(bpm)
+        tempo = bpm
     score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
-                           kit=kit, key=key, meter=meter)
+                           kit=kit, key=key, meter=meter, loop=loop)
     if on_composed is not None:
         on_composed()
-    y = render(score, sr, soundfont=soundfont)
     n = int(round(length * sr))
+    if loop:
+        return wrap(render(score, sr, soundfont=soundfont, tail=REVERB_SECONDS + 0.5), n), score, facts
+    y = render(score, sr, soundfont=soundfont)
     y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)
     fade = min(int(0.2 * sr), n // 4)
     if fade > 0:
         y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
     return y, score, facts
+
+
+def _seeded_tempo(genre: str, seed: int) -> float:
+    """The tempo compose() draws for a seed when none is asked for (its first draw)."""
+    return float(random.Random(f"compose:{genre}:{seed}").randint(*STYLES[genre].tempo))
+
+
+def wrap(y: np.ndarray, n: int) -> np.ndarray:
+    """A loop of n samples from audio that rings on past n: everything after n is added back from
+    the start (again, if it is longer than the loop), so the loop played end to end is continuous."""
+    out = np.zeros(n, dtype=np.float32)
+    for at in range(0, len(y), n):
+        chunk = y[at:at + n]
+        out[:len(chunk)] += chunk
+    return out

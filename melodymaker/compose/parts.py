@@ -26,9 +26,10 @@ def _add(song: Song, track: pretty_midi.Instrument, pitch: int, velocity: float,
         shift = max(-2 * h, min(2 * h, song.rng.gauss(0.0, h)))
         start, end = start + shift, end + shift
     velocity = velocity + song.rng.uniform(-6, 6)
-    start = max(0.0, start)
-    if start >= song.length - 0.02:
-        return
+    if not song.loop:  # (a loop's notes pushed over either end are wrapped round: composer._finish)
+        start = max(0.0, start)
+        if start >= song.length - 0.02:
+            return
     track.notes.append(pretty_midi.Note(int(max(1, min(127, round(velocity)))), int(pitch),
                                         start, max(end, start + 0.03)))
 
@@ -72,7 +73,7 @@ def drums(song: Song, track, inst: Instrument, k: int) -> None:
             s = rng.choice(spots) if spots else None
             if s is not None:
                 groove["snare"] = groove["snare"][:s] + "g" + groove["snare"][s + 1:]
-        if bar.section_start and bar.index > 0:
+        if bar.section_start and (bar.index > 0 or song.loop):
             groove["crash"] = "x" + groove.get("crash", "." * steps)[1:]
         energy = bar.section.energy
         for piece, pattern in groove.items():
@@ -82,7 +83,7 @@ def drums(song: Song, track, inst: Instrument, k: int) -> None:
                 if ch != ".":
                     t = song.time(bar, step)
                     _add(song, track, DRUM_NOTES[piece], VELOCITY[ch] * energy, t, t + 0.1)
-    if song.bars:  # the final hit
+    if song.bars and not song.loop:  # the final hit
         for piece in ("crash", "kick"):
             _add(song, track, DRUM_NOTES[piece], 110, song.ending, song.ending + 0.5,
                  humanize=False)
@@ -124,8 +125,9 @@ def bass(song: Song, track, inst: Instrument, k: int) -> None:
             start, end = song.time(bar, step), song.time(bar, step + n)
             _add(song, track, pitch, vel - (0 if step % 4 == 0 else 6),
                  start, start + 0.92 * (end - start))
-    root = nearest(song.final.root, center, lo, hi)
-    _add(song, track, root, 92, song.ending, song.length, humanize=False)
+    if not song.loop:  # the final note
+        root = nearest(song.final.root, center, lo, hi)
+        _add(song, track, root, 92, song.ending, song.length, humanize=False)
 
 
 def harmony(song: Song, track, inst: Instrument, k: int) -> None:
@@ -159,6 +161,8 @@ def harmony(song: Song, track, inst: Instrument, k: int) -> None:
             v = VELOCITY.get(symbol, 96) / 96 * vel
             for j, pitch in enumerate(voicing):
                 _add(song, track, pitch, v, start + j * strum, end, humanize=j == 0)
+    if song.loop:
+        return
     final = voice_lead(voicing, song.final, max(3, style.comp_voices), lo, hi, center)
     for pitch in final:
         _add(song, track, pitch, 78 if k == 0 else 58, song.ending, song.length, humanize=False)
@@ -246,7 +250,7 @@ def lead(song: Song, track, inst: Instrument, k: int) -> None:
             if mel.bends and n >= 4 and rng.random() < 0.3:
                 _bend(track, start, end)
             prev = pitch
-    if k == 0 and song.length - song.ending > 0.2:
+    if k == 0 and song.length - song.ending > 0.2 and not song.loop:
         tonic = min((n for n in pool if n % 12 == song.final.root), key=lambda n: abs(n - prev),
                     default=center)
         _add(song, track, tonic, 84, song.ending, song.length, humanize=False)

@@ -29,6 +29,7 @@ class Capabilities:
     midi: bool = False
     key: bool = False
     meter: bool = False   # writes the requested time signature (the others ignore it and say so)
+    loop: bool = False    # writes a seamless loop itself (the others crossfade their tail into their head)
 
     def public(self) -> dict[str, bool]:
         return asdict(self)

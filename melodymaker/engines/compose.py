@@ -14,7 +14,7 @@ LABEL = "Composer"
 DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders it with a "
                "SoundFont; the only mode that plays exactly the chosen instruments.")
 CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True,
-                            meter=True)
+                            meter=True, loop=True)
 NUMBER = 2  # the original page's "API" slot
 
 
@@ -54,7 +54,8 @@ class ComposeEngine(Engine):
         progress(0.05, "composing")
         y, score, facts = perform(request.genre, tempo=request.tempo, length=request.length,
                                   instruments=request.instruments, seed=request.seed,
-                                  key=request.musical_key, meter=request.meter, sr=SAMPLE_RATE,
+                                  key=request.musical_key, meter=request.meter, loop=request.loop,
+                                  sr=SAMPLE_RATE,
                                   soundfont=self.soundfont,
                                   on_composed=lambda: progress(0.1, "rendering"))
         progress(0.9, "rendered")

@@ -63,7 +63,10 @@ class DirectoryStore(TrackStore):
         track_id = check_id(track_id or new_id())
         tmp = self.root / f"{TMP_PREFIX}{track_id}"
         tmp.mkdir(parents=True)
-        sf.write(tmp / formats.MASTER.filename({}), track.audio, track.sr, subtype="PCM_16")
+        if meta.get("loop"):  # the master WAV carries the loop points (its smpl chunk)
+            (tmp / formats.MASTER.filename({})).write_bytes(formats.MASTER.encode(track))
+        else:
+            sf.write(tmp / formats.MASTER.filename({}), track.audio, track.sr, subtype="PCM_16")
         if embedding is not None:
             np.save(tmp / "embedding.npy", np.asarray(embedding, dtype=np.float32))
         if track.midi is not None:
