@@ -82,6 +82,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         return send_file(path, mimetype=fmt.mime, as_attachment=download,
                          download_name=formats.download_name(meta, fmt), max_age=3600)
 
+    @app.get("/api/tracks/<track_id>/stems.zip")
+    def track_stems(track_id: str):
+        path, meta = service.track_stems(track_id)
+        return send_file(path, mimetype="application/zip", as_attachment=True, max_age=0,
+                         download_name=f"melodymaker-{meta['genre']}-{meta['mode']}-{meta['seed']}-stems.zip")
+
     @app.get("/api/tracks/<track_id>/similar")
     def track_similar(track_id: str):
         k = _int_arg("k", 5, 1, 50)

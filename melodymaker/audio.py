@@ -176,15 +176,26 @@ def loudness(y: np.ndarray, sr: int) -> float:
 
 def normalize(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -> np.ndarray:
     """Bring integrated loudness to target_lufs, then keep the peak under -1 dBFS."""
+    return normalize_with_gain(y, sr, target_lufs=target_lufs)[0]
+
+
+def normalize_with_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """normalize(), and the gain it applied to each sample (the loudness gain times the limiter's
+    gain curve), shape (n,): multiplying a part of y by it treats the part as the whole was."""
     y = np.asarray(y, dtype=np.float32)
     current = loudness(y, sr)
     if current <= -70:  # silence: nothing to normalise
-        return y.copy()
-    y = y * np.float32(10 ** ((target_lufs - current) / 20))
-    peak = float(np.max(np.abs(y)))
+        return y.copy(), np.ones(len(y), dtype=np.float32)
+    gain = np.float32(10 ** ((target_lufs - current) / 20))
+    scaled = y * gain
+    out = scaled
+    peak = float(np.max(np.abs(scaled)))
     if peak > PEAK_CEILING:
-        y = soft_limit(y, PEAK_CEILING)
-    return y.astype(np.float32)
+        out = soft_limit(scaled, PEAK_CEILING)
+    safe = np.where(scaled != 0, scaled, np.float32(1))
+    curve = np.where(scaled != 0, out / safe, np.float32(1)) * gain
+    return out.astype(np.float32), curve.astype(np.float32)
 
 
 def soft_limit(y: np.ndarray, ceiling: float) -> np.ndarray:

@@ -33,6 +33,11 @@ class Busy(MelodyMakerError):
     retry_after = 5
 
 
+class NoStems(MelodyMakerError):
+    """The track has no stems: its mode makes one mixed signal, not parts (HTTP 409)."""
+    status = 409
+
+
 class GenerationFailed(MelodyMakerError):
     """An engine failed on a valid request (HTTP 500, but with a message)."""
     status = 500

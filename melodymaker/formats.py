@@ -112,5 +112,28 @@ def download_name(meta: dict, fmt: Format) -> str:
     return f"melodymaker-{meta['genre']}-{meta['mode']}-{meta['seed']}.{fmt.extension}"
 
 
+STEMS_FILE = "stems.zip"
+STAMP = (2026, 1, 1, 0, 0, 0)  # every member's date, so the same track gives the same bytes
+
+
+def stems_zip(track: Track) -> bytes:
+    """A ZIP of the track's stems, one 16-bit WAV per role (drums.wav, bass.wav, harmony.wav,
+    lead.wav: those the arrangement used), sample-aligned with the mix and summing to it, and the
+    score (score.mid) when there is one."""
+    import io
+    import zipfile
+
+    from . import audio, midi
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for role, part in track.stems.items():
+            z.writestr(zipfile.ZipInfo(f"{role}.wav", STAMP), audio.encode(part, track.sr, "wav"),
+                       compress_type=zipfile.ZIP_DEFLATED)
+        if track.midi is not None:
+            z.writestr(zipfile.ZipInfo("score.mid", STAMP), midi.to_bytes(track.midi),
+                       compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
 def links(track_id: str) -> dict[str, str]:
     return {f.name: f"/api/tracks/{track_id}/audio.{f.extension}" for f in FORMATS.values()}

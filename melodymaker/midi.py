@@ -158,18 +158,28 @@ def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.nda
 
 def render(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *,
            soundfont: Path | None = None, tail: float = 1.0) -> np.ndarray:
+    """Render a score through a SoundFont; float32 mono, shape (n,). See render_parts()."""
+    return render_parts(score, sr, soundfont=soundfont, tail=tail)[0]
+
+
+def render_parts(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *, soundfont: Path | None = None,
+                 tail: float = 1.0, group=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render a score through a SoundFont with TinySoundFont; float32 mono, shape (n,).
 
     n covers the score plus `tail` seconds of release and reverb. Programs, volume/pan/expression
     CCs, note on/off and pitch bends go to the synthesizer; TinySoundFont has no effects, so
     each part's reverb send (CC91, GM default 40) feeds one synthetic room added here.
     Chorus (CC93) is not rendered. Peaks above 0.99 are scaled down, never clipped.
+    group: instrument -> a name (its role); given, the parts are also rendered summed by group,
+    each with its own share of the room and the mix's peak scale, so the groups sum to the mix.
+    Returns (the mix, {group: audio}).
     """
     from scipy.signal import oaconvolve
     path = soundfont_path(soundfont)
     n = int(np.ceil((score.get_end_time() + tail) * sr))
     dry = np.zeros(n, dtype=np.float32)
     send = np.zeros(n, dtype=np.float32)
+    groups: dict[str, list[np.ndarray]] = {}   # name -> [dry, send]
     synth = _take_synth(path, sr)
     try:
         for inst in score.instruments:
@@ -179,10 +189,18 @@ def render(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *,
             sends = [c.value for c in inst.control_changes if c.number == 91]
             dry += part
             send += part * ((sends[0] if sends else 40) / 127.0)
+            if group is not None:
+                own = groups.setdefault(group(inst), [np.zeros(n, np.float32), np.zeros(n, np.float32)])
+                own[0] += part
+                own[1] += part * ((sends[0] if sends else 40) / 127.0)
     finally:
         _give_back(path, sr, synth)
     y = dry + REVERB_WET * oaconvolve(send, _reverb_ir(sr))[:n].astype(np.float32)
+    stems = {name: own_dry + REVERB_WET * oaconvolve(own_send, _reverb_ir(sr))[:n].astype(np.float32)
+             for name, (own_dry, own_send) in groups.items()}
     peak = float(np.max(np.abs(y))) if n else 0.0
     if peak > 0.99:
         y *= 0.99 / peak
-    return y.astype(np.float32)
+        for part in stems.values():
+            part *= 0.99 / peak
+    return y.astype(np.float32), {name: part.astype(np.float32) for name, part in stems.items()}

@@ -133,6 +133,17 @@ def spec() -> dict:
                                {"name": "download", "in": "query", "schema": {"type": "string"}}],
                 "responses": {"200": _audio("the file"), "400": _error("unknown format; `field` is format"),
                               "404": _error("no such track")}}},
+            "/api/tracks/{track_id}/stems.zip": {"get": {
+                "summary": "A composed track's stems: one WAV per role the arrangement used (drums, bass, "
+                           "harmony, lead), sample-aligned and given the mix's gains (peak scale, "
+                           "loudness, fades, the limiter's gain curve) so that they sum to the mix; "
+                           "and the score (score.mid)",
+                "parameters": [track_id],
+                "responses": {"200": {"description": "a ZIP archive", "content": {
+                    "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                    "404": _error("no such track"),
+                    "409": _error("the track has no stems: its mode (capabilities.stems false) makes "
+                                  "one mixed signal; the message says why")}}},
             "/api/library": {"get": {
                 "summary": "Library clips, all or of one genre",
                 "parameters": [{"name": "genre", "in": "query", "schema": {"type": "string"}}],

@@ -48,8 +48,13 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
         y, key_shift = keys.shift_to(y, sr, requested_key)
     if request.tempo and not capabilities.tempo:
         y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
+    stems = track.stems
+    if stems and (requested_key is not None and not capabilities.key
+                  or request.tempo and not capabilities.tempo):
+        stems = None  # a conform would have to treat each part as the whole: none rather than a mismatch
     if request.loop:  # no fades: a whole number of bars whose end flows into its start
         y, meta["loop"] = make_loop(y, sr, request, capabilities, meta.get("tempo"))
+        gain = np.ones(len(y), dtype=np.float32)
     else:
         n = int(round(request.length * sr))
         if not capabilities.length and 0 < len(y) < n:
@@ -61,7 +66,12 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
             y = audio.time_stretch(y, len(y) / n, n)
         y = audio.fit_length(y, n)
         y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
-    y = audio.normalize(y, sr)  # the limiter is memoryless: it treats the seam as any other sample
+        gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01,
+                           fade_out=min(1.0, 0.08 * request.length))
+    # the limiter is memoryless: it treats a loop's seam as any other sample
+    y, level = audio.normalize_with_gain(y, sr)
+    if stems:  # each part gets the mix's gains, so that the parts still sum to the mix
+        stems = {role: audio.fit_length(part, len(y)) * gain * level for role, part in stems.items()}
     tempo, _ = audio.estimate_tempo(y, sr)
     meta.update({"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
                  "measured_tempo": round(tempo, 2) if tempo else None,
@@ -71,7 +81,8 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
                  # a mode that cannot write a meter plays its own (ignored, as it ignores instruments)
                  "meter": {"requested": request.meter,
                            "applied": "written" if capabilities.meter else "ignored"}})
-    return Track(y, sr, track.midi, meta)
+    meta["stems"] = sorted(stems, key=opt.ROLES.index) if stems else []
+    return Track(y, sr, track.midi, meta, stems)
 
 
 def make_loop(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Capabilities,

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__, audio, engines, formats, keys, post
 from . import options as opt
 from .engines.base import Engine, Progress, no_progress
-from .errors import AudioDecodeError, ModeUnavailable, NotFound, QueueUnavailable
+from .errors import AudioDecodeError, ModeUnavailable, NoStems, NotFound, QueueUnavailable
 from .jobs import JobState, open_queue
 from .library import Library
 from .request import GenerationRequest
@@ -180,10 +180,11 @@ class Service:
                         "total": round(t2 - t0, 3),
                         "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
             "details": {k: v for k, v in track.meta.items()
-                        if k not in ("length", "tempo", "key", "meter", "loop")},
+                        if k not in ("length", "tempo", "key", "meter", "loop", "stems")},
             "ignored_fields": list(request.ignored_fields),
         }
-        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter", "loop")
+        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter", "loop",
+                                                 "stems")
                      if k in track.meta})
         track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
         return track, meta
@@ -233,13 +234,25 @@ class Service:
         meta = self.store.meta(track_id)
         notes = {f.name: f.note(meta) for f in formats.FORMATS.values() if f.note(meta)}
         return {"id": track_id, "status": "done", "progress": 1.0, "message": "done",
-                "error": None, "meta": meta, "files": formats.links(track_id), "file_notes": notes}
+                "error": None, "meta": meta, "files": formats.links(track_id), "file_notes": notes,
+                "stems": f"/api/tracks/{track_id}/{formats.STEMS_FILE}" if meta.get("stems") else None}
 
     def track_file(self, track_id: str, fmt: str | formats.Format) -> tuple[Path, formats.Format, dict]:
         """A stored track's file in a format (name, extension or alias), its Format and metadata."""
         fmt = fmt if isinstance(fmt, formats.Format) else formats.parse(fmt)
         meta = self.store.meta(track_id)
         return self.store.file(track_id, fmt), fmt, meta
+
+    def track_stems(self, track_id: str) -> tuple[Path, dict]:
+        """A stored track's stems.zip and its metadata; NoStems (409) when its mode has none."""
+        meta = self.store.meta(track_id)
+        if not meta.get("stems"):
+            mode = engines.MODES.get(meta.get("mode"))
+            why = (f"{mode.label} makes one mixed signal, not parts" if mode and not mode.capabilities.stems
+                   else "this track was stored without them")
+            raise NoStems(f"track {track_id} has no stems: {why}; only composed tracks (mode compose) "
+                          "have them", field="id")
+        return self.store.stems(track_id), meta
 
     def list_tracks(self, limit: int = 50) -> list[dict]:
         return self.store.list(limit)

@@ -15,8 +15,11 @@ class Track:
     sr: sample rate in Hz.
     midi: a pretty_midi.PrettyMIDI score when the engine wrote one (compose), else None.
     meta: JSON-serialisable facts (engine, seed, clips used, timings, measured tempo, ...).
+    stems: role (drums, bass, harmony, lead) -> float32 audio of that role alone, each the shape
+        of `audio` and summing to it, when the engine made the parts apart (compose), else None.
     """
     audio: np.ndarray
     sr: int
     midi: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    stems: dict[str, np.ndarray] | None = None

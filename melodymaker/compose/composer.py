@@ -269,7 +269,20 @@ def perform(genre: str, *, tempo: float | None, length: float, instruments: tupl
     loop: `length` is taken to the nearest whole number of bars (Meter.loop_bars, at the tempo
     the song resolves to) and the audio is the loop's steady state: what rings past its end (notes,
     release, the reverb tail) is added to its start, and nothing fades."""
-    from ..midi import REVERB_SECONDS, render
+    y, _, score, facts = perform_parts(genre, tempo=tempo, length=length, instruments=instruments,
+                                       seed=seed, kit=kit, key=key, meter=meter, loop=loop, sr=sr,
+                                       soundfont=soundfont, on_composed=on_composed, stems=False)
+    return y, score, facts
+
+
+def perform_parts(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
+                  seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
+                  loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
+                  stems: bool = True
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], pretty_midi.PrettyMIDI, dict]:
+    """perform(), and the mix's stems: {role: audio} for the roles the arrangement used, each made
+    exactly as the mix is (same length, fade or wrap), summing to it. stems=False: {}."""
+    from ..midi import REVERB_SECONDS, render_parts
     if loop:
         bpm = float(tempo) if tempo else _seeded_tempo(genre, seed)
         time_sig = METERS[meter]
@@ -280,14 +293,19 @@ def perform(genre: str, *, tempo: float | None, length: float, instruments: tupl
     if on_composed is not None:
         on_composed()
     n = int(round(length * sr))
+    role = (lambda inst: INSTRUMENTS[inst.name].role) if stems else None
     if loop:
-        return wrap(render(score, sr, soundfont=soundfont, tail=REVERB_SECONDS + 0.5), n), score, facts
-    y = render(score, sr, soundfont=soundfont)
-    y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)
+        y, parts = render_parts(score, sr, soundfont=soundfont, tail=REVERB_SECONDS + 0.5, group=role)
+        return wrap(y, n), {r: wrap(p, n) for r, p in parts.items()}, score, facts
+    y, parts = render_parts(score, sr, soundfont=soundfont, group=role)
     fade = min(int(0.2 * sr), n // 4)
-    if fade > 0:
-        y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
-    return y, score, facts
+
+    def finish(y: np.ndarray) -> np.ndarray:
+        y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)
+        if fade > 0:
+            y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
+        return y
+    return finish(y), {r: finish(p) for r, p in parts.items()}, score, facts
 
 
 def _seeded_tempo(genre: str, seed: int) -> float:

@@ -30,6 +30,7 @@ class Capabilities:
     key: bool = False
     meter: bool = False   # writes the requested time signature (the others ignore it and say so)
     loop: bool = False    # writes a seamless loop itself (the others crossfade their tail into their head)
+    stems: bool = False   # gives each role (drums, bass, harmony, lead) apart: /api/tracks/{id}/stems.zip
 
     def public(self) -> dict[str, bool]:
         return asdict(self)

@@ -14,7 +14,7 @@ LABEL = "Composer"
 DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI and renders it with a "
                "SoundFont; the only mode that plays exactly the chosen instruments.")
 CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True,
-                            meter=True, loop=True)
+                            meter=True, loop=True, stems=True)
 NUMBER = 2  # the original page's "API" slot
 
 
@@ -47,23 +47,21 @@ class ComposeEngine(Engine):
                                  f"{', '.join(style.meter_names)}", field="meter")
 
     def generate(self, request, progress: Progress = no_progress) -> Track:
-        from ..compose.composer import perform
+        from ..compose.composer import perform_parts
         from ..midi import soundfont_path
         self.check(request)
         started = time.perf_counter()
         progress(0.05, "composing")
-        y, score, facts = perform(request.genre, tempo=request.tempo, length=request.length,
-                                  instruments=request.instruments, seed=request.seed,
-                                  key=request.musical_key, meter=request.meter, loop=request.loop,
-                                  sr=SAMPLE_RATE,
-                                  soundfont=self.soundfont,
-                                  on_composed=lambda: progress(0.1, "rendering"))
+        y, stems, score, facts = perform_parts(
+            request.genre, tempo=request.tempo, length=request.length, instruments=request.instruments,
+            seed=request.seed, key=request.musical_key, meter=request.meter, loop=request.loop,
+            sr=SAMPLE_RATE, soundfont=self.soundfont, on_composed=lambda: progress(0.1, "rendering"))
         progress(0.9, "rendered")
         written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
         meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
                 "soundfont": soundfont_path(self.soundfont).name,
                 "seconds": round(time.perf_counter() - started, 3)}
-        return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta)
+        return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta, stems=stems)
 
 
 def load(settings, library=None) -> ComposeEngine:

@@ -55,6 +55,10 @@ class TrackStore(ABC):
         """A local file of the track in fmt, encoded once on first request and then reused."""
 
     @abstractmethod
+    def stems(self, track_id: str) -> Path:
+        """The track's stems.zip (formats.stems_zip); NotFound when it was stored without stems."""
+
+    @abstractmethod
     def list(self, limit: int = 50) -> list[dict]:
         """Metadata of the newest tracks, newest first."""
 

@@ -71,6 +71,8 @@ class DirectoryStore(TrackStore):
             np.save(tmp / "embedding.npy", np.asarray(embedding, dtype=np.float32))
         if track.midi is not None:
             track.midi.write(str(tmp / "score.mid"))
+        if track.stems:
+            (tmp / formats.STEMS_FILE).write_bytes(formats.stems_zip(track))
         meta = {**meta, "id": track_id, "created": time.time(), "has_score": track.midi is not None}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         os.replace(tmp, self.root / track_id)
@@ -104,6 +106,12 @@ class DirectoryStore(TrackStore):
         tmp.write_bytes(data)
         os.replace(tmp, target)  # concurrent first requests both write; either result is whole
         return target
+
+    def stems(self, track_id: str) -> Path:
+        path = self._folder(track_id) / formats.STEMS_FILE
+        if not path.exists():
+            raise NotFound(f"track {track_id} was stored without stems", field="id")
+        return path
 
     def list(self, limit: int = 50) -> list[dict]:
         metas = []
