@@ -1,10 +1,10 @@
 // The Create screen: the request form built from /api/options (its genres, instruments, keys,
-// presets, modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
+// meters, presets, modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
 // and a generation job followed to the end (progress, cancel, errors in plain words next to the field).
 import { api, ApiError, sentence } from "./api.js";
 import { $, h, duration, capitalise, sleep, GENRE_COLOURS, ICONS } from "./util.js";
 
-const FIELDS = ["genre", "instruments", "tempo", "key", "length", "mode", "seed", "candidates"];
+const FIELDS = ["genre", "instruments", "tempo", "key", "meter", "length", "loop", "mode", "seed", "candidates"];
 const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
 const SETTINGS_KEY = "melodymaker.settings";
 
@@ -22,6 +22,7 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   renderGenres();
   renderInstruments();
   renderKeys();
+  renderMeters();
   renderPresets();
   renderModes();
   restoreSettings();
@@ -109,6 +110,16 @@ function renderKeys() {
   $("key").value = auto;
 }
 
+/** The server's meters, 4/4 first; the hint says what the tempo counts in each. */
+function renderMeters() {
+  const { default: standard, meters } = options.meter;
+  $("meter").replaceChildren(...meters.map((m) => h("option",
+    { value: m.name, title: `${m.beats_per_bar} beats a bar, each a ${m.tempo_counts}` }, m.name)));
+  $("meter").value = standard;
+  $("meter-hint").textContent = "The tempo counts " + meters.map((m) => `${m.tempo_counts}s in ${m.name}`)
+    .join(", ").replace(/, ([^,]*)$/, " and $1") + ".";
+}
+
 function renderPresets() {
   $("tempo-presets").replaceChildren(...options.tempo.presets.map((p) => {
     const name = p.label.replace(/\s*\(.*\)/, "");
@@ -127,8 +138,8 @@ function renderPresets() {
 
 // What a mode does with a request field it cannot honour natively; a capability named after a
 // format (midi) is shown with the format's label from the server's table.
-const OTHERWISE = { instruments: "ignored", key: "approximated", tempo: "stretched", length: "trimmed",
-                    midi: "transcribed" };
+const OTHERWISE = { instruments: "ignored", key: "approximated", meter: "ignored", tempo: "stretched",
+                    length: "trimmed", loop: "approximated", midi: "transcribed", stems: "none" };
 
 function capabilityLabel(key) {
   const fmt = options.formats.find((f) => f.name === key);
@@ -192,7 +203,8 @@ function currentMode() {
 
 function updateModeNotes() {
   const mode = currentMode();
-  const caps = mode ? mode.capabilities : { instruments: true, key: true, tempo: true, length: true, midi: true };
+  const caps = mode ? mode.capabilities
+    : { instruments: true, key: true, meter: true, tempo: true, length: true, loop: true, midi: true };
   const label = mode ? mode.label : "";
   note("instruments-note", !caps.instruments,
     `Ignored by this mode: ${label} cannot choose instruments, so you hear the genre's own sound. ` +
@@ -201,6 +213,23 @@ function updateModeNotes() {
     `Approximated: ${label} cannot write in a key; it finds the key of its audio and pitch-shifts it ` +
     `(at most ${options.key.max_shift} semitones) onto the chosen key's scale.`);
   $("field-key").classList.toggle("approximated", !caps.key);
+  const meter = $("meter").value;
+  const genre = (document.querySelector('input[name="genre"]:checked') || {}).value;
+  const written = options.meter.meters.find((m) => m.name === meter);
+  const unwritten = caps.meter && genre && written && !written.compose_genres.includes(genre);
+  if (!caps.meter) {
+    note("meter-note", true, `Ignored: ${label} plays in its own meter; the track's details record ` +
+      "the meter asked for. Pick the Composer mode to hear it.");
+  } else {
+    const has = options.meter.meters.filter((m) => m.compose_genres.includes(genre)).map((m) => m.name);
+    note("meter-note", unwritten, `Not written for ${genreName(genre)}: ${options.meter.compose_notes[genre] ||
+      "no convincing " + meter}. The Composer writes ${genreName(genre)} in ${has.join(", ")}.`);
+  }
+  $("field-meter").classList.toggle("approximated", !caps.meter);
+  note("loop-note", !caps.loop,
+    `Approximated: ${label} cannot write a loop; its bars are counted at its tempo in 4/4 and the ` +
+    `end of its audio is crossfaded into the start.`);
+  $("field-loop").classList.toggle("approximated", !caps.loop);
   note("tempo-note", !caps.tempo,
     `Approximated: ${label} has no tempo control of its own; the result is time-stretched to this tempo.`);
   note("length-note", !caps.length,
@@ -212,6 +241,10 @@ function updateModeNotes() {
     span.textContent = dataset ? (n ? `${n} clip${n === 1 ? "" : "s"}` : "no clips") : "";
     span.closest(".genre-tile").classList.toggle("no-clips", dataset && !n);
   }
+}
+
+function genreName(name) {
+  return (options.genres.find((g) => g.name === name) || { label: name }).label;
 }
 
 function note(id, show, text) {
@@ -230,8 +263,10 @@ function updateSummary() {
     ["Tempo", request.tempo !== undefined ? `${request.tempo} BPM` : "the genre's own"],
     ["Key", request.key === undefined ? "the genre's choice"
       : `${request.key}${mode && !mode.capabilities.key ? " (approximated)" : ""}`],
+    ["Meter", `${request.meter || options.meter.default}${mode && !mode.capabilities.meter ? " (ignored)" : ""}`],
     ["Length", typeof request.length === "number" ? duration(request.length)
       : String(request.length ?? duration(options.length.default))],
+    ["Loop", request.loop ? `yes, whole bars${mode && !mode.capabilities.loop ? " (approximated)" : ""}` : "no"],
     ["Mode", mode ? mode.label : "—"],
     ["Seed", request.seed !== undefined ? String(request.seed) : "random"],
     ["Candidates", String(request.candidates ?? options.candidates.min)],
@@ -256,6 +291,9 @@ function readRequest() {
                  mode: form.get("mode") || undefined };
   const key = form.get("key");
   if (key && key !== options.key.default) body.key = key;  // "auto" is the server's default
+  const meter = form.get("meter");
+  if (meter && meter !== options.meter.default) body.meter = meter;
+  if (form.get("loop")) body.loop = true;
   for (const name of ["tempo", "length", "seed", "candidates"]) {
     const raw = String(form.get(name) ?? "").trim();
     if (raw !== "") body[name] = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
@@ -282,6 +320,8 @@ function restoreSettings() {
   if (saved.length !== undefined) setPair("length", saved.length);
   if (saved.candidates !== undefined) $("candidates").value = saved.candidates;
   if (options.key.keys.includes(saved.key)) $("key").value = saved.key;
+  if (options.meter.meters.some((m) => m.name === saved.meter)) $("meter").value = saved.meter;
+  $("loop").checked = saved.loop === true;
   const mode = document.querySelector(`input[name="mode"][value="${saved.mode}"]:not(:disabled)`);
   if (mode) mode.checked = true;
 }

@@ -1,6 +1,7 @@
 // The Listen screen: one track (player, what it is, its downloads, similar clips) and the list of
 // every track made before ("Your tracks"). The formats offered for download come from /api/options;
-// a finished track's own links and notes come from GET /api/tracks/{id} (`files`, `file_notes`).
+// a finished track's own links and notes come from GET /api/tracks/{id} (`files`, `file_notes`, and
+// `stems` when its mode made the parts apart). A loop plays round and round.
 import { api } from "./api.js";
 import { renderSimilar } from "./library.js";
 import { $, h, ago, bpm, clock, duration, percent, GENRE_COLOURS, ICONS } from "./util.js";
@@ -66,13 +67,14 @@ export async function openTrack(id, { autoplay = false } = {}) {
   $("np-title").textContent = `${genreLabel(meta.genre)} · ${modeLabel(meta.mode)}`;
   $("np-sub").textContent = [duration(meta.length), meta.tempo ? bpm(meta.tempo) : null, `seed ${meta.seed}`,
     meta.created ? `made ${ago(meta.created)}` : null].filter(Boolean).join(" · ");
-  renderDownloads(id, meta, track.files || {}, track.file_notes || {});
+  renderDownloads(id, meta, track.files || {}, track.file_notes || {}, track.stems);
   renderInfo(meta);
   markCurrentInHistory();
   if (location.hash !== `#listen/${id}` && !$("screen-listen").hidden) {
     history.replaceState(null, "", `#listen/${id}`);
   }
   renderSimilar(id);
+  state.player.audio.loop = Boolean(meta.loop);  // a loop's WAV ends where it starts
   const playable = playableFormat();
   // without the options (they failed to load), the track's first file: the server lists WAV first
   const url = playable ? (track.files[playable.name] || fileUrl(id, playable)) : Object.values(track.files || {})[0];
@@ -89,12 +91,20 @@ function playableFormat() {
   return state.formats.find((f) => f.mime && audio.canPlayType(f.mime) !== "") || null;
 }
 
-/** One download link per format of the server's table (ids dl-<extension>), and its notes. */
-function renderDownloads(id, meta, files, notes) {
-  $("download-links").replaceChildren(...state.formats.map((f) => h("a", {
+/** One download link per format of the server's table (ids dl-<extension>), the stems when the
+track has them (dl-stems), and the formats' notes. */
+function renderDownloads(id, meta, files, notes, stems) {
+  const links = state.formats.map((f) => h("a", {
     id: `dl-${f.extension}`, class: "btn dl", href: `${files[f.name] || fileUrl(id, f)}?download=1`,
     download: fileName(meta, f), "aria-label": `Download ${f.label}`, title: f.description,
-    html: ICONS.download }, f.label)));
+    html: ICONS.download }, f.label));
+  if (stems) {
+    links.push(h("a", { id: "dl-stems", class: "btn dl", href: stems,
+      download: `melodymaker-${meta.genre}-${meta.mode}-${meta.seed}-stems.zip`,
+      "aria-label": `Download the stems (${(meta.stems || []).join(", ")}) as a ZIP`,
+      title: "One WAV per part, summing to the mix, and the score", html: ICONS.download }, "Stems"));
+  }
+  $("download-links").replaceChildren(...links);
   const lines = state.formats.filter((f) => notes[f.name]).map((f) => h("p", { class: "cap-note dark" },
     `${f.label} is ${notes[f.name].replace(/\.$/, "")}.`));
   $("file-notes").replaceChildren(...lines);
@@ -124,7 +134,11 @@ function renderInfo(meta) {
     ["Detected tempo", bpm(meta.measured_tempo)],
     ...(meta.key ? [["Requested key", meta.key.requested === "auto" ? "auto (the genre's choice)" : meta.key.requested],
                     ["Detected key", (meta.key.estimated || "—") + shifted(meta.key.shift)]] : []),
+    ...(meta.meter ? [["Meter", meta.meter.requested +
+      (meta.meter.applied === "ignored" ? ` (ignored: ${modeLabel(meta.mode)} plays its own)` : "")]] : []),
     ["Length", `${clock(meta.length)} (${meta.length.toFixed(2)} s)`],
+    ...(meta.loop ? [["Loop", `${meta.loop.bars} bar${meta.loop.bars === 1 ? "" : "s"}, samples ` +
+      `${meta.loop.start}–${meta.loop.end}${meta.loop.crossfade ? ", tail crossfaded into the start" : ""}`]] : []),
     ["Seed", String(meta.seed)],
     ["Generation time", meta.timings ? `${meta.timings.total.toFixed(2)} s` : "—"],
     ["Instruments", meta.instruments && meta.instruments.length ? meta.instruments.join(", ") : "the genre's usual"],

@@ -268,6 +268,77 @@ def test_the_key_control_lists_the_servers_keys_and_says_which_modes_approximate
     assert_clean(session)
 
 
+def test_the_meter_and_loop_controls_follow_the_server_and_the_mode(session, server):
+    """The meter menu is /api/options' meters (4/4 first) with what the tempo counts; the loop is a
+    switch. A mode that cannot write them is marked (meter ignored, loop approximated: the field, its
+    card, the note, the summary); the Composer says when a genre has no such meter; a composed loop
+    plays round, says its bars, and offers its stems; the choices are remembered, and a meter the
+    server refuses is explained next to the menu."""
+    page = open_page(session, server, "#create")
+    options = page.request.get(f"{server}/api/options").json()
+    values = page.locator("#meter option").evaluate_all("(os) => os.map(o => o.value)")
+    assert values == [m["name"] for m in options["meter"]["meters"]] == ["4/4", "3/4", "6/8"]
+    expect(page.locator("#meter")).to_have_value("4/4")
+    expect(page.locator("#meter-hint")).to_contain_text("dotted quarter notes in 6/8")
+    expect(page.locator("#loop")).not_to_be_checked()
+    page.select_option("#meter", "3/4")
+    page.check("#loop")
+
+    remix = page.locator("label.mode", has_text="Library remix")
+    remix.click()
+    expect(remix).to_contain_text("Meter: ignored")
+    expect(remix).to_contain_text("Loop: approximated")
+    expect(remix).to_contain_text("Stems: none")
+    expect(page.locator("#meter-note")).to_contain_text("Ignored: Library remix plays in its own meter")
+    expect(page.locator("#loop-note")).to_contain_text("Approximated: Library remix cannot write a loop")
+    for field in ("#field-meter", "#field-loop"):
+        expect(page.locator(field)).to_have_class(re.compile(r"\bapproximated\b"))
+    expect(page.locator("#summary")).to_contain_text("3/4 (ignored)")
+    expect(page.locator("#summary")).to_contain_text("yes, whole bars (approximated)")
+
+    composer = page.locator("label.mode", has_text="Composer")
+    composer.click()
+    for cap in ("Meter ✓", "Loop ✓", "Stems ✓"):
+        expect(composer).to_contain_text(cap)
+    expect(page.locator("#loop-note")).to_be_hidden()
+    for field in ("#field-meter", "#field-loop"):
+        expect(page.locator(field)).not_to_have_class(re.compile(r"\bapproximated\b"))
+    page.locator("label.genre-tile", has_text=re.compile("^Disco")).click()
+    expect(page.locator("#meter-note")).to_contain_text("Not written for Disco")
+    expect(page.locator("#meter-note")).to_contain_text("The Composer writes Disco in 4/4")
+    page.locator("label.genre-tile", has_text=re.compile("^Jazz")).click()
+    expect(page.locator("#meter-note")).to_be_hidden()
+    expect(page.locator("#summary dd", has_text=re.compile(r"^3/4$"))).to_have_count(1)
+    page.fill("#length", "4")
+    page.fill("#tempo", "90")
+    with page.expect_request(re.compile(r"/api/tracks$")) as sent:
+        page.click("#generate")
+    body = sent.value.post_data_json
+    assert body["meter"] == "3/4" and body["loop"] is True
+    page.wait_for_url(LISTEN_URL, timeout=30_000)
+    info = page.locator("#track-info")
+    expect(info.locator("div", has_text="Meter")).to_contain_text("3/4")
+    expect(info.locator("div", has_text="Loop")).to_contain_text("2 bars")  # 4 s of 2-second bars
+    expect(page.locator("#audio")).to_have_js_property("loop", True)
+    stems = page.locator("#dl-stems")
+    expect(stems).to_be_visible()
+    answer = page.request.get(server + stems.get_attribute("href"))
+    assert answer.status == 200 and answer.headers["content-type"] == "application/zip"
+
+    # the choices are remembered, and a meter the server refuses is explained next to the menu
+    page.goto(f"{server}/#create")
+    page.wait_for_selector("body.ready")
+    expect(page.locator("#meter")).to_have_value("3/4")
+    expect(page.locator("#loop")).to_be_checked()
+    page.evaluate("""() => { const o = document.createElement('option');
+        o.value = o.textContent = '5/4'; document.getElementById('meter').append(o); }""")
+    page.select_option("#meter", "5/4")
+    page.click("#generate")
+    expect(page.locator("#meter-error")).to_contain_text("4/4, 3/4, 6/8")
+    expect(page.locator("#meter")).to_have_attribute("aria-invalid", "true")
+    assert_clean(session)
+
+
 def test_errors_are_shown_in_the_page(session, server):
     page = open_page(session, server, "#create")
 
