@@ -24,10 +24,15 @@ def source_length(request: GenerationRequest, capabilities: Capabilities,
     the requested length with music, not padded silence. native_tempo: the tempo the engine is
     expected to play the genre at (the library's median), when known; else the worst case."""
     if request.loop and not capabilities.loop:
-        # the loop rounds to the nearest bar (up to half a bar more) and crossfades what follows it
-        half_bar = 0.5 * opt.METERS[opt.METER_DEFAULT].bar_seconds(request.tempo or opt.TEMPO_MIN)
-        request = dataclasses.replace(request, loop=False,
-                                      length=request.length + half_bar + opt.LOOP_CROSSFADE + 0.1)
+        # the loop's whole bars (4/4: the mode ignores the meter) and what is crossfaded into its
+        # start; without a tempo, the longest bars, the slowest tempo's, rounded up
+        meter = opt.METERS[opt.METER_DEFAULT]
+        if request.tempo:
+            need = meter.loop_bars(request.length, request.tempo) * meter.bar_seconds(request.tempo)
+        else:
+            bar = meter.bar_seconds(opt.TEMPO_MIN)
+            need = max(bar, request.length + 0.5 * bar)
+        request = dataclasses.replace(request, loop=False, length=need + opt.LOOP_CROSSFADE + 0.1)
     if not request.tempo or capabilities.tempo:
         return request.length
     if native_tempo:
