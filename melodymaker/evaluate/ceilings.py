@@ -81,7 +81,8 @@ def _melgan_paths(model) -> dict[str, Resynthesis]:
             out = invert(model, mel, len(x), inversion)
             return audio.fit_length(audio.resample(out, model.mel.sr, opt.SAMPLE_RATE), len(y))
         return through
-    return {PRIMARY["melgan"]: by("vocoder"), "mel→Griffin-Lim": by("griffinlim")}
+    return {PRIMARY["melgan"]: by("vocoder"), "mel→vocoder alone": by("vocoder-raw"),
+            "mel→Griffin-Lim": by("griffinlim")}
 
 
 def _ddim_paths(model) -> dict[str, Resynthesis]:
