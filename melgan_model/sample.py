@@ -37,7 +37,9 @@ FORMAT, FORMAT_VERSION = "melodymaker-melgan", 1
 genres, generator_args and generator (EMA weights), vocoder_args and vocoder, and info (how it was
 trained). Files written before format_version ("melodymaker-melgan/1") read as well."""
 INVERSIONS = ("vocoder", "vocoder-raw", "griffinlim")
-"""vocoder: the checkpoint's vocoder (MelGAN, or Vocos when its "vocoder_kind" says so), then one mel-envelope correction pass (the default);
+"""vocoder: the checkpoint's vocoder (the default): a MelGAN vocoder followed by one mel-envelope
+correction pass, or a Vocos (when "vocoder_kind" says so) alone, which needs none (measured: the
+pass made its held-out mels no more recognisable, see models/melgan/README.md);
 vocoder-raw: the vocoder alone; griffinlim: librosa's Griffin-Lim, the baseline and fallback."""
 ENVELOPE_LIMIT = 4.0     # nats: the most the envelope correction lifts or cuts one band
 VOCODER_CHUNK = 1024     # mel frames per vocoder pass: bounds memory on long tracks
@@ -166,7 +168,7 @@ def invert(model: MelGAN, mel: torch.Tensor, n_samples: int, inversion: str, *, 
     if inversion == "griffinlim":
         return model.griffin_lim(mel, n_samples, n_iter=n_iter)
     y = model.vocode(mel, n_samples)
-    return model.correct_envelope(mel, y) if inversion == "vocoder" else y
+    return model.correct_envelope(mel, y) if inversion == "vocoder" and model.vocoder_kind != VOCOS else y
 
 
 def compare_inversions(model: MelGAN, clips: list[np.ndarray], *, n_iter: int = 32) -> dict:

@@ -1,5 +1,6 @@
-"""The melgan mode: a genre-conditioned mel-spectrogram GAN, inverted by a MelGAN vocoder
-(Griffin-Lim as the fallback). The checkpoint lives in models/melgan/melgan.pt."""
+"""The melgan mode: a genre-conditioned mel-spectrogram GAN, inverted by the checkpoint's neural
+vocoder (Vocos, or MelGAN in older checkpoints; Griffin-Lim as the fallback). The checkpoint
+lives in models/melgan/melgan.pt."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from .base import Capabilities, Engine, Progress, no_progress
 NAME = "melgan"
 LABEL = "MEL-GAN"
 DESCRIPTION = ("A genre-conditioned GAN draws a mel-spectrogram of the whole track at once and a "
-               "MelGAN neural vocoder turns it into audio.")
+               "neural vocoder (Vocos) turns it into audio.")
 CAPABILITIES = Capabilities(length=True)
 NUMBER = 4
 QUEUES = ("gpu", "cpu")  # RQ workers: a GPU worker when one is live, else a CPU one
@@ -42,9 +43,10 @@ class MelGANEngine(Engine):
 def load(settings, library=None, *, inversion: str | None = None) -> MelGANEngine:
     """The engine with its checkpoint loaded once; FileNotFoundError when there is none.
 
-    inversion: "vocoder" (default: the MelGAN vocoder and one mel-envelope correction pass),
-    "vocoder-raw" (the vocoder alone) or "griffinlim" (the fallback); the environment variable
-    MELODYMAKER_MELGAN_INVERSION sets it for a server.
+    inversion: "vocoder" (default: the checkpoint's vocoder; a MelGAN vocoder gets one
+    mel-envelope correction pass, a Vocos none), "vocoder-raw" (the vocoder alone) or
+    "griffinlim" (the fallback); the environment variable MELODYMAKER_MELGAN_INVERSION sets it
+    for a server.
     """
     path = Path(settings.models_dir) / "melgan" / CHECKPOINT
     if not path.is_file():
