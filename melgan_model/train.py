@@ -292,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             rng = distributed.rank_generator(cfg.seed, rank, step)
     trained = {k: distributed.wrap(parts[name], rank) for k, name in (("G", "generator"), ("D", "discriminator"),
                ("V", "vocoder"), ("MSD", "vocoder_discriminator")) if name in parts}
+    started_from = {  # the run this one continues (--init-from): its command, library and length
+        "path": cfg.init_from, "version": init.get("version"), **{k: (init.get("info") or {}).get(k) for k in (
+            "command", "resumed_with", "library", "step", "wall_seconds", "device", "init_from")}} if init \
+        else (resume or {}).get("info", {}).get("init_from")
     info = run_info("melgan_model.train", argv, resume and resume["info"], config=asdict(cfg), library=library,
-                    device=str(device), threads=cfg.threads,
+                    device=str(device), threads=cfg.threads, **({"init_from": started_from} if started_from else {}),
                     params={"mel_generator": count_params(G), "mel_discriminator": count_params(D),
                             **({"vocoder": count_params(V), "vocoder_discriminators": count_params(MSD)}
                                if "vocoder" in parts else {})})
@@ -356,7 +360,9 @@ def write_card(out: Path, held: list, cfg: TrainConfig, *, evaluate_json: Path |
             "checkpoint_bytes": (out / CHECKPOINT).stat().st_size, "vocoder_kind": model.vocoder_kind,
             "command": info.get("command"), "resumed_with": info.get("resumed_with", []), "library": info.get("library"),
             "steps": info.get("step"), "wall_minutes": round(info.get("wall_seconds", 0) / 60, 1),
-            "device": info.get("device"), "threads": info.get("threads"), "params": info.get("params"),
+            "device": info.get("device"), "threads": info.get("threads"),
+            "params": {**(info.get("params") or {}), **((info.get("vocoder") or {}).get("params") or {})},
+            "init_from": info.get("init_from"), "vocoder_run": info.get("vocoder"),
             "config": info.get("config"), "mel": model.mel.asdict(), "final_losses": info.get("final_losses"),
             "inversion_on_held_out_real_mels": compare_inversions(model, clips) if clips else None}
     # figures measured earlier for this same checkpoint (some added by hand) stay
@@ -383,11 +389,29 @@ def render_markdown(card: dict) -> str:
         f"built by `{lib.get('builder', '?')}`; {lib.get('train_clips')} clips trained on, "
         f"{lib.get('held_out_clips')} held out (the last of each genre) for the vocoder figures"),
         (f"- {card['steps']} steps (each: {card['config']['gan_per_step']} mel-GAN updates of "
-        f"{card['config']['gan_batch']} × {card['config']['gan_frames']} frames, 1 vocoder update of "
-        f"{card['config']['voc_batch']} × {card['config']['voc_samples']} samples), "
-        f"{card['wall_minutes']} min wall time on {card['device']} with {card['threads']} thread(s)"),
+        f"{card['config']['gan_batch']} × {card['config']['gan_frames']} frames, "
+        + (f"1 vocoder update of {card['config']['voc_batch']} × {card['config']['voc_samples']} samples), "
+           if card['config'].get('voc_batch') else "no vocoder update: the vocoder is trained apart), ")
+        + f"{card['wall_minutes']} min wall time on {card['device']} with {card['threads']} thread(s)"),
         markdown_losses(card),
         "- the loss curve is `losses.csv`", ""]
+    start = card.get("init_from")
+    if start:
+        lines += [(f"Continued from `{start.get('path')}`, {start.get('step')} steps made by:"), "",
+                  f"    {start.get('command')}", ""]
+    run = card.get("vocoder_run")
+    if run:
+        lines += [f"The vocoder ({vocoder}) was trained apart, {run.get('steps')} steps, "
+                  f"{run.get('wall_minutes')} min on {run.get('device')}, and installed into `melgan.pt`:", "",
+                  f"    {run.get('command')}", f"    {run.get('install', '')}", ""]
+    for key, title in (("what_helped", "What helped"), ("vocoder_comparison_held_out_real_mels", "Vocoders compared")):
+        table = card.get(key)
+        if table and table.get("rows"):
+            cols = list(table["rows"][0])
+            lines += [f"## {title}", "", table.get("what", ""), "", "| " + " | ".join(cols) + " |",
+                      "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table["rows"]]
+            lines += ([""] + [table["benchmark"]] if table.get("benchmark") else []) + [""]
     if inv:
         lines += ["## Griffin-Lim vs the vocoder, on held-out real mels", "",
                   (f"{inv['clips']} held-out clips × {inv['seconds_each']} s: real audio → normalised mel → "
@@ -395,7 +419,9 @@ def render_markdown(card: dict) -> str:
                   "log-mel L1 (nats, lower is better) and the multi-resolution STFT loss "
                   "(spectral convergence + log-magnitude L1, lower is better)."), "",
                   "| inversion | × real time | log-mel L1 | MR-STFT |", "|---|---|---|---|"]
-        for name, label in (("vocoder", f"{vocoder} vocoder + one envelope-correction pass (default)"),
+        default = (f"{vocoder} vocoder (default; no correction pass)" if vocoder == "Vocos"
+                   else f"{vocoder} vocoder + one envelope-correction pass (default)")
+        for name, label in (("vocoder", default),
                             ("vocoder-raw", f"{vocoder} vocoder alone"),
                             ("griffinlim", f"Griffin-Lim, {inv['griffinlim']['griffinlim_iters']} iterations")):
             r = inv[name]

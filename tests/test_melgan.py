@@ -318,5 +318,7 @@ def test_a_run_continues_a_generator_with_augmentation_and_keeps_its_vocoder(tin
     # it resumes: the saved config (two scales, no vocoder) comes back with the state
     assert train.main(["--genres", str(composed_library), "--out", str(out), "--steps", "8"]) == 0
     assert torch.load(out / "melgan.pt", weights_only=True)["step"] == 8
+    card = json.loads((out / "card.json").read_text())  # the card names the run it continued
+    assert card["init_from"]["step"] == 12 and "melgan_model.train" in card["init_from"]["command"]
     with pytest.raises(SystemExit, match="init-from"):
         train.main(["--genres", str(composed_library), "--out", str(tmp_path / "x")] + TINY + ["--voc-batch", "0"])
