@@ -111,6 +111,11 @@ def test_options_describe_modes_and_vocabulary(client):
     assert modes["dataset"]["available"] and not modes["rave"]["available"] and modes["rave"]["reason"]
     assert {"piano", "drums", "saxophone"} <= {i["name"] for i in o["instruments"]}
     assert o["tempo"]["min"] == 40 and o["tempo"]["max"] == 240
+    # the capability table says what each mode approximates and what it ignores, unavailable or not
+    assert modes["dataset"]["approximated"] == ["key", "loop", "midi"]
+    assert modes["dataset"]["ignored"] == ["instruments", "meter"]
+    assert set(modes["ddim"]["approximated"]) == {"tempo", "key", "loop", "midi"}
+    assert modes["compose"]["approximated"] == modes["compose"]["ignored"] == []
 
 
 def test_health_lists_skipped_files(client):

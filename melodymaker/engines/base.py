@@ -35,6 +35,13 @@ class Capabilities:
     def public(self) -> dict[str, bool]:
         return asdict(self)
 
+    def conformed(self) -> dict[str, list[str]]:
+        """What the service does with a control this mode does not honour: "approximated" (the post
+        stage conforms it: tempo by time stretch, key by pitch shift, a loop by crossfading the tail
+        into the head, MIDI by transcription) or "ignored" (accepted, said so in the metadata)."""
+        return {"approximated": [k for k in ("tempo", "key", "loop", "midi") if not getattr(self, k)],
+                "ignored": [k for k in ("instruments", "meter") if not getattr(self, k)]}
+
 
 class Engine(ABC):
     """One generation mode, loaded. Stateless per request: settings arrive with the request.
@@ -60,7 +67,8 @@ class Engine(ABC):
     def describe(self) -> dict:
         reason = self.availability()
         return {"name": self.name, "label": self.label, "description": self.description,
-                "capabilities": self.capabilities.public(), "available": reason is None, "reason": reason}
+                "capabilities": self.capabilities.public(), **self.capabilities.conformed(),
+                "available": reason is None, "reason": reason}
 
 
 class UnavailableEngine(Engine):
