@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sample import SOLVERS, load
+from melodymaker.trainkit import atomic_save, read_checkpoint, run_command
+
+from .sample import FORMAT, FORMAT_VERSION, SOLVERS, load
 
 TUNING_SEEDS = 800_000_000
 
@@ -93,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def adopt(path: Path, setting: dict, argv: list[str] | None) -> int:
     """The checkpoint's sampling defaults become `setting` (eta 0), the rest of it unchanged."""
-    from melodymaker.trainkit import atomic_save, run_command
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path, FORMAT, FORMAT_VERSION, name="DDIM")  # another model's file is refused
     before = dict(ckpt.get("sampling", {}))
     ckpt["sampling"] = {**before, **setting, "eta": 0.0}
     ckpt["sampling_history"] = list(ckpt.get("sampling_history", [])) + [

@@ -14,6 +14,7 @@ melgan.pt with this one (the generator stays) and records the run in the checkpo
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, atomic_save, checkpoint_header, half_weights,
-                                  load_clips, load_resume, read_checkpoint, restore, run_info, split_args,
-                                  trainer_parser, training_state)
+                                  load_clips, load_resume, random_windows, read_checkpoint, restore, run_info,
+                                  split_args, trainer_parser, training_state)
 
 from .model import LogMel, MelConfig, MelNorm, MultiResolutionSTFTLoss, count_params
 from .sample import FORMAT as MELGAN_FORMAT
@@ -70,22 +71,8 @@ def parse_args(argv):
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    import math
     t = min(1.0, step / max(1, cfg.steps))
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
-
-
-def windows(clips, n: int, samples: int, rng: torch.Generator) -> torch.Tensor:
-    """`n` random windows (n, samples) of random clips, each at a random gain (-6..0 dB)."""
-    out = []
-    for i in torch.randint(len(clips), (n,), generator=rng).tolist():
-        y = clips[i][1]
-        start = int(torch.randint(max(1, len(y) - samples + 1), (1,), generator=rng))
-        w = torch.from_numpy(y[start: start + samples])
-        if len(w) < samples:
-            w = F.pad(w, (0, samples - len(w)))
-        out.append(w * 10 ** (-6 * float(torch.rand((), generator=rng)) / 20))
-    return torch.stack(out)
 
 
 def inference_checkpoint(s: dict) -> dict:
@@ -113,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(cfg.seed)
     train, held, library = load_clips(cfg.genres, mel.sr, holdout=cfg.holdout, per_genre=cfg.per_genre,
                                       min_samples=cfg.samples)
+    clips = [audio for _, audio in train]
     V = Vocos(vcfg)
     opt = torch.optim.AdamW(V.parameters(), cfg.lr, betas=(0.8, 0.9))
     rng = torch.Generator().manual_seed(cfg.seed)
@@ -138,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         lr = learning_rate(cfg, clock.step)
         for group in opt.param_groups:
             group["lr"] = lr
-        y = windows(train, cfg.batch, cfg.samples, rng)
+        y = random_windows(clips, cfg.batch, cfg.samples, rng)
         with torch.no_grad():
             target = to_mel(y)
         y_hat = V(norm.normalise(target), y.shape[1])

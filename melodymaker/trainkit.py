@@ -187,6 +187,19 @@ def load_clips(genres_dir: str | Path, sr: int, *, holdout: int, per_genre: int 
     return train, held, facts
 
 
+def random_windows(clips: list, n: int, size: int, rng):
+    """n random windows (n, size) of random clips (float32 arrays of at least `size` samples),
+    each at a random gain in [0.5, 1]; one seeded torch.Generator decides everything."""
+    import torch
+    out = []
+    for _ in range(n):
+        y = clips[int(torch.randint(len(clips), (1,), generator=rng))]
+        start = int(torch.randint(len(y) - size + 1, (1,), generator=rng))
+        gain = 0.5 + 0.5 * float(torch.rand((), generator=rng))
+        out.append(torch.from_numpy(y[start: start + size]) * gain)
+    return torch.stack(out)
+
+
 # -- a run: device, resume, the loop's clock and log -------------------------------------------------
 def training_device(name: str):
     """torch.device(name); "auto" is CUDA when there is one, and "cuda" falls back to the CPU

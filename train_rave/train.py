@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from melodymaker import distributed
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, adopt_config, atomic_save, checkpoint_header,
                                   ema_update, feature_matching, float_weights, half_weights, ints, load_clips,
-                                  load_resume, restore, run_info, set_lr, split_args, trainer_parser,
-                                  training_device, training_state)
+                                  load_resume, random_windows, restore, run_info, set_lr, split_args,
+                                  trainer_parser, training_device, training_state)
 
 from .card import BANK, CHECKPOINT, EXPORT, LOSSES, write_card
 from .losses import LowBandSpectralLoss, MultiScaleDiscriminator, MultiScaleSpectralLoss
@@ -122,17 +122,6 @@ def load_library(cfg: TrainConfig, sr: int):
     split = {"holdout": cfg.holdout} if "holdout" in inspect.signature(load_clips).parameters else {}
     train, held, facts = load_clips(cfg.genres, sr, per_genre=cfg.per_genre, min_samples=cfg.window, **split)
     return [y for _, y in train], [(GENRES[g], y) for g, y in held], facts
-
-
-def windows(clips: list[np.ndarray], n: int, size: int, rng: torch.Generator) -> torch.Tensor:
-    """n random windows (n, 1, size) from random clips, each with a random gain in [0.5, 1]."""
-    out = []
-    for _ in range(n):
-        y = clips[int(torch.randint(len(clips), (1,), generator=rng))]
-        start = int(torch.randint(len(y) - size + 1, (1,), generator=rng))
-        gain = 0.5 + 0.5 * float(torch.rand((), generator=rng))
-        out.append(torch.from_numpy(y[start: start + size]) * gain)
-    return torch.stack(out)[:, None]
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -282,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     while clock.running:
         adversarial = adv_began is not None and clock.step >= adv_began
         set_lr(opt, cfg.lr_adv if adversarial else cfg.lr)
-        x = windows(train, cfg.batch, cfg.window, rng).to(device, non_blocking=True)
+        x = random_windows(train, cfg.batch, cfg.window, rng)[:, None].to(device, non_blocking=True)
         means.add(train_step(model, disc, opt, opt_d, spectral, x, cfg, clock.step, adversarial, rank))
         ema_update(model_ema, model, clock.step, cfg.ema)
         clock.tick()
