@@ -313,6 +313,17 @@ def main(argv: list[str] | None = None) -> int:
                       modes=[m.strip() for m in args.modes.split(",") if m.strip()],
                       genres=[g.strip() for g in args.genres.split(",") if g.strip()],
                       length=args.length, timeout=args.timeout)
+        # which requests of a burst get in is a race; what must hold is that, once the burst is
+        # answered, the server serves every mode again (one request each, in turn)
+        modes = summary["modes"]
+        after = [one_request(host, port, {"genre": args.genres.split(",")[0].strip(), "mode": m, "length": args.length,
+                                          "seed": 10_000 + i, "format": "wav"}, args.length, args.timeout)
+                 for i, m in enumerate(modes)]
+        summary["after_burst"] = {r["mode"]: r["outcome"] if r["outcome"] != "error" else r["why"] for r in after}
+        for r in after:
+            if r["outcome"] == "error":
+                summary["errors"] += 1
+                summary["error_details"].append(f"after the burst, {r['mode']}: {r['why']}")
         if proc is not None and proc.poll() is not None:
             summary["errors"] += 1
             summary["error_details"].append(f"the server exited with {proc.returncode}")
@@ -325,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
           f"length {args.length} s)")
     for m, row in summary["by_mode"].items():
         print(f"  {m}: {row['ok']} ok, {row['refused']} refused")
+    print("  after the burst: " + ", ".join(f"{m} {o}" for m, o in summary.get("after_burst", {}).items()))
     for line in summary["error_details"]:
         print(f"  ERROR {line}")
     if args.json:

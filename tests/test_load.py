@@ -1,7 +1,8 @@
 """Concurrency: 16 simultaneous POST /generate on a real server with 2 workers and a queue of 4.
 
 Runs scripts/loadtest.py --start as a subprocess. Some requests must be refused (429 with
-Retry-After); none may be a 5xx, time out or come back as a broken or wrong-length WAV.
+Retry-After); none may be a 5xx, time out or come back as a broken or wrong-length WAV, and
+after the burst one request per mode, in turn, is served.
 """
 from __future__ import annotations
 
@@ -32,4 +33,5 @@ def test_simultaneous_generations_are_served_or_refused_cleanly(tmp_path):
     assert s["successes"] + s["refusals"] == 16
     assert s["successes"] >= 6          # 2 running + 4 queued are always admitted
     assert s["refusals"] >= 1           # 16 at once overflow a pool of 2 + 4
-    assert all(row["ok"] >= 1 for row in s["by_mode"].values()), s["by_mode"]
+    # which six of the sixteen get in is a race; once the burst is answered every mode is served again
+    assert s["after_burst"] == {"dataset": "ok", "compose": "ok"}, s["after_burst"]
