@@ -75,6 +75,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     def cancel_track(track_id: str):
         return jsonify(service.cancel(track_id).public())
 
+    @app.post("/api/tracks/<track_id>/extend")
+    def extend_track(track_id: str):
+        body = _body()
+        if "seconds" not in body:
+            raise InvalidRequest("send {\"seconds\": S}: how many seconds to add (1-300, the whole "
+                                 f"track at most {opt.LENGTH_MAX} s)", field="seconds")
+        job = service.extend(track_id, body["seconds"])
+        return jsonify({**job.public(), "url": f"/api/tracks/{job.id}", "parent": track_id}), 202, \
+            {"Location": f"/api/tracks/{job.id}"}
+
     @app.get("/api/tracks/<track_id>/audio.<ext>")
     def track_audio(track_id: str, ext: str):
         path, fmt, meta = service.track_file(track_id, ext)  # an unknown format is a 400
@@ -103,7 +113,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         return jsonify({"filename": upload.filename, "duration": round(len(y) / opt.SAMPLE_RATE, 3),
                         **result})
 
-    # -- library, options, health ---------------------------------------------------------------
     @app.get("/api/library")
     def library():
         genre = request.args.get("genre")

@@ -131,12 +131,22 @@ def fades(y: np.ndarray, sr: int, *, fade_in: float = 0.02, fade_out: float = 1.
     """Raised-cosine fade in and out; fades shrink on short audio so they never overlap."""
     y = np.array(y, dtype=np.float32, copy=True)
     n_in = min(int(fade_in * sr), len(y) // 4)
-    n_out = min(int(fade_out * sr), len(y) // 4)
+    n_out = int(round(fades_length(len(y), sr, fade_out) * sr))
     if n_in > 0:
         y[:n_in] *= 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n_in, dtype=np.float32))
     if n_out > 0:
-        y[-n_out:] *= 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, n_out, dtype=np.float32))
+        y[-n_out:] *= fade_out_curve(n_out)
     return y
+
+
+def fades_length(n: int, sr: int, fade_out: float) -> float:
+    """Seconds that fades() fades out over on n samples (it shrinks on short audio)."""
+    return min(int(fade_out * sr), n // 4) / sr
+
+
+def fade_out_curve(n: int) -> np.ndarray:
+    """The gain of fades()' fade-out over its n samples (1 down to 0, raised cosine)."""
+    return 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float32))
 
 
 def overlap_add(segments: list[np.ndarray], offsets: list[int], n: int, xfade: int) -> np.ndarray:
@@ -184,18 +194,27 @@ def normalize_with_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_L
     """normalize(), and the gain it applied to each sample (the loudness gain times the limiter's
     gain curve), shape (n,): multiplying a part of y by it treats the part as the whole was."""
     y = np.asarray(y, dtype=np.float32)
-    current = loudness(y, sr)
-    if current <= -70:  # silence: nothing to normalise
+    gain = loudness_gain(y, sr, target_lufs=target_lufs)
+    if gain is None:  # silence: nothing to normalise
         return y.copy(), np.ones(len(y), dtype=np.float32)
-    gain = np.float32(10 ** ((target_lufs - current) / 20))
-    scaled = y * gain
-    out = scaled
-    peak = float(np.max(np.abs(scaled)))
-    if peak > PEAK_CEILING:
-        out = soft_limit(scaled, PEAK_CEILING)
+    scaled, out = limit_scaled(y, gain)
     safe = np.where(scaled != 0, scaled, np.float32(1))
     curve = np.where(scaled != 0, out / safe, np.float32(1)) * gain
     return out.astype(np.float32), curve.astype(np.float32)
+
+
+def loudness_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -> float | None:
+    """The gain that brings y's integrated loudness to target_lufs; None for silence."""
+    current = loudness(np.asarray(y, dtype=np.float32), sr)
+    return None if current <= -70 else float(np.float32(10 ** ((target_lufs - current) / 20)))
+
+
+def limit_scaled(y: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """(y * gain, the same kept under the peak ceiling by the limiter when it would pass it)."""
+    scaled = np.asarray(y, dtype=np.float32) * np.float32(gain)
+    if float(np.max(np.abs(scaled), initial=0.0)) > PEAK_CEILING:
+        return scaled, soft_limit(scaled, PEAK_CEILING)
+    return scaled, scaled
 
 
 def soft_limit(y: np.ndarray, ceiling: float) -> np.ndarray:
@@ -279,3 +298,24 @@ def silent_edges(y: np.ndarray, sr: int, *, threshold_db: float = -60.0, window:
     if len(loud) == 0:
         return len(y) / sr, len(y) / sr
     return loud[0] * hop / sr, (len(y) - (loud[-1] + 1) * hop) / sr
+
+
+def seam_report(y: np.ndarray, sr: int, at: int) -> dict:
+    """How audible a joint at sample `at` is, beside the same measures over the whole of y: the
+    sample jump (|y[i] - y[i-1]|), the loudness step between adjacent 50 ms frames (dB) and the
+    spectral flux (half-wave rectified magnitude rise, 1024-point frames, hop 256), each at the
+    joint (the largest within two hops of it) and as y's own 99th percentile."""
+    y = np.asarray(y, dtype=np.float64)
+    jump = np.abs(np.diff(y))
+    hop = int(0.05 * sr)
+    frames = y[: len(y) // hop * hop].reshape(-1, hop)
+    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    step = np.abs(np.diff(level))
+    k = at // hop
+    import librosa
+    mag = np.abs(librosa.stft(y.astype(np.float32), n_fft=1024, hop_length=256, center=True))
+    flux = np.sum(np.maximum(0.0, np.diff(mag, axis=1)), axis=0) / (np.sum(mag[:, 1:], axis=0) + 1e-9)
+    f = at // 256
+    return {"jump": float(jump[max(0, at - 2):at + 2].max()), "jump_p99": float(np.percentile(jump, 99)),
+            "loudness_step": float(step[max(0, k - 1):k + 1].max()), "loudness_step_p99": float(np.percentile(step, 99)),
+            "flux": float(flux[max(0, f - 2):f + 2].max()), "flux_p99": float(np.percentile(flux, 99))}

@@ -33,6 +33,11 @@ class Busy(MelodyMakerError):
     retry_after = 5
 
 
+class Conflict(MelodyMakerError):
+    """The track exists but is not in a state for this (still running, or a loop) (HTTP 409)."""
+    status = 409
+
+
 class NoStems(MelodyMakerError):
     """The track has no stems: its mode makes one mixed signal, not parts (HTTP 409)."""
     status = 409

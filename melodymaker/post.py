@@ -9,7 +9,7 @@ import numpy as np
 from . import audio, keys
 from . import options as opt
 from .audio import conform_tempo
-from .engines.base import Capabilities
+from .engines.base import CONTEXT_SECONDS, Capabilities
 from .request import GenerationRequest
 from .track import Track
 
@@ -43,10 +43,16 @@ def source_length(request: GenerationRequest, capabilities: Capabilities,
     return request.length * headroom + 0.25
 
 
-def finish(track: Track, request: GenerationRequest, capabilities: Capabilities) -> Track:
-    """Conform a Track to the request; measure what the user will check (tempo, key, loudness)."""
+def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
+           keep_context: bool = False) -> Track:
+    """Conform a Track to the request; measure what the user will check (tempo, key, loudness).
+
+    meta["post"] records what an extension must do again to its continuation (the loudness gain,
+    the fade-out, where the new audio takes over on the raw timeline); keep_context: also keep the
+    raw audio before that point (Track.context), for a mode that continues a tail."""
     sr = track.sr
-    y = np.asarray(track.audio, dtype=np.float32)
+    raw = np.asarray(track.audio, dtype=np.float32)
+    y = raw
     meta = dict(track.meta)
     requested_key, key_shift = request.musical_key, None
     if requested_key is not None and not capabilities.key:
@@ -61,6 +67,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
         y, meta["loop"] = make_loop(y, sr, request, capabilities, meta.get("tempo"))
         gain = np.ones(len(y), dtype=np.float32)
     else:
+        fade_out = min(1.0, 0.08 * request.length)
         n = int(round(request.length * sr))
         if not capabilities.length and 0 < len(y) < n:
             y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
@@ -70,24 +77,54 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities)
             meta["length_fit_rate"] = round(len(y) / n, 4)
             y = audio.time_stretch(y, len(y) / n, n)
         y = audio.fit_length(y, n)
-        y = audio.fades(y, sr, fade_in=0.01, fade_out=min(1.0, 0.08 * request.length))
-        gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01,
-                           fade_out=min(1.0, 0.08 * request.length))
+        y = audio.fades(y, sr, fade_in=0.01, fade_out=fade_out)
+        gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01, fade_out=fade_out)
     # the limiter is memoryless: it treats a loop's seam as any other sample
+    loudness_gain = audio.loudness_gain(y, sr)
     y, level = audio.normalize_with_gain(y, sr)
+    handover, context = None, None
+    if not request.loop:
+        handover, context = hand_over(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,
+                                      rate=meta.get("tempo_conform", {}).get("rate", 1.0),
+                                      key_shift=(key_shift or {}).get("semitones", 0),
+                                      keep_context=keep_context)
+        meta["post"] = handover
     if stems:  # each part gets the mix's gains, so that the parts still sum to the mix
         stems = {role: audio.fit_length(part, len(y)) * gain * level for role, part in stems.items()}
-    tempo, _ = audio.estimate_tempo(y, sr)
-    meta.update({"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
-                 "measured_tempo": round(tempo, 2) if tempo else None,
-                 "loudness_lufs": round(audio.loudness(y, sr), 2),
-                 "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2),
-                 "key": key_report(y, sr, requested_key, key_shift, meta.get("written_key")),
-                 # a mode that cannot write a meter plays its own (ignored, as it ignores instruments)
-                 "meter": {"requested": request.meter,
-                           "applied": "written" if capabilities.meter else "ignored"}})
+    meta.update(measure(y, sr, request, capabilities, requested_key, key_shift, meta.get("written_key")))
     meta["stems"] = sorted(stems, key=opt.ROLES.index) if stems else []
-    return Track(y, sr, track.midi, meta, stems)
+    return Track(y, sr, track.midi, meta, stems, context)
+
+
+def measure(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Capabilities,
+            requested_key: keys.Key | None, key_shift: dict | None, written_key: str | None) -> dict:
+    """What the user will check, measured on the finished audio: length, tempo, loudness, peak,
+    key; and the meter as asked and as applied."""
+    tempo, _ = audio.estimate_tempo(y, sr)
+    return {"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
+            "measured_tempo": round(tempo, 2) if tempo else None,
+            "loudness_lufs": round(audio.loudness(y, sr), 2),
+            "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2),
+            "key": key_report(y, sr, requested_key, key_shift, written_key),
+            # a mode that cannot write a meter plays its own (ignored, as it ignores instruments)
+            "meter": {"requested": request.meter, "applied": "written" if capabilities.meter else "ignored"}}
+
+
+def hand_over(raw: np.ndarray, raw_start: float, n: int, sr: int, *, fade_out: float, gain: float | None,
+              rate: float, key_shift: int, keep_context: bool) -> tuple[dict, np.ndarray | None]:
+    """What an extension of a finished track of n samples must know (its meta["post"]): the
+    loudness gain, the fade-out, the tempo-conform rate and key shift to apply again, and where on
+    the raw timeline the new audio takes over (context_end: the fade-out's start); with
+    keep_context, also the raw audio before that point (raw: the raw timeline from raw_start s)."""
+    fade = audio.fades_length(n, sr, fade_out)
+    at = (n / sr - fade) * rate
+    handover = {"gain": gain, "fade_out": round(fade, 6), "tempo_rate": rate, "key_shift": key_shift,
+                "context_end": round(at, 6)}
+    context = None
+    if keep_context:
+        end = int(round((at - raw_start) * sr))
+        context = np.asarray(raw[max(0, end - int(CONTEXT_SECONDS * sr)):max(0, end)], dtype=np.float32).copy()
+    return handover, context
 
 
 def make_loop(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Capabilities,
@@ -130,3 +167,107 @@ def key_report(y: np.ndarray, sr: int, requested: keys.Key | None, shift: dict |
     if written is not None:
         report["written"] = written
     return report
+
+
+def extend(continuation: Track, parent: Track, parent_meta: dict, request: GenerationRequest,
+           capabilities: Capabilities, *, starts_at: float, parent_tail: np.ndarray | None = None,
+           keep_context: bool = False) -> Track:
+    """The parent track followed by its continuation: the post stage of an extension.
+
+    continuation: raw audio from the engine (Engine.continue_from) whose first sample lies at
+    `starts_at` on the parent's raw timeline. It is conformed as the parent was (the same key
+    shift and tempo-conform rate, not measured again, so the beat grid and the key carry on),
+    scaled by the parent's loudness gain, and faded out at the new end. The new track is the
+    parent's samples up to the seam (its fade-out start, or the engine's meta["seam"]) and from
+    there the parent's fade-out crossfaded with the continuation's complement of it (or the
+    engine's meta["crossfade"] seconds: 0 for a hard cut where both already play the same audio).
+    Only the continuation is limited, so everything before the seam is the parent bit for bit.
+    parent_tail: the parent's raw audio before starts_at (its Track.context), which the new track
+    keeps as its own context when its continuation is shorter than that."""
+    sr = parent.sr
+    post = parent_meta.get("post") or _post_of_older(parent, parent_meta)
+    rate = float(post["tempo_rate"])
+    y = np.asarray(continuation.audio, dtype=np.float32)
+    if post["key_shift"]:
+        y = audio.pitch_shift(y, sr, post["key_shift"])
+    if rate != 1.0:
+        y = audio.time_stretch(y, rate, int(round(len(y) / rate)))
+    n, n_parent = int(round(request.length * sr)), len(parent.audio)
+    fade_n = int(round(post["fade_out"] * sr))
+    seam = int(round(continuation.meta.get("seam", (n_parent - fade_n) / sr) * sr))
+    xfade = min(int(round(continuation.meta.get("crossfade", fade_n / sr) * sr)), n_parent - seam)
+    first = int(round(starts_at / rate * sr))       # the continuation's first sample, output timeline
+    new = y[max(0, seam - first):]
+    if seam < first:
+        raise ValueError(f"the continuation starts at {first / sr:.3f} s, after the seam at {seam / sr:.3f} s")
+    want = n - seam
+    if 0 < len(new) < want:  # a little short after the conform: stretch slightly, never pad silence
+        new = audio.time_stretch(new, len(new) / want, want)
+    new = audio.fit_length(new, want)
+    new = audio.fades(new, sr, fade_in=0.0, fade_out=min(1.0, 0.08 * request.length))
+    gain = matched_gain(parent.audio, y, seam, first, sr) or post["gain"]
+    if gain is None:  # a parent stored before its gain was: match its measured loudness instead
+        gain = audio.loudness_gain(new, sr, target_lufs=parent_meta.get("loudness_lufs", audio.TARGET_LUFS)) or 1.0
+    _, new = audio.limit_scaled(new, gain)
+    out = np.empty(n, dtype=np.float32)
+    out[:seam] = parent.audio[:seam]
+    out[seam:] = new
+    if xfade > 0:
+        # the parent's own gain over the crossfade (its fade-out, where it has begun) and the share
+        # it keeps: out = keep * unfaded parent + (1 - keep) * continuation
+        own = np.ones(xfade, dtype=np.float32)
+        faded = np.arange(seam, seam + xfade) >= n_parent - fade_n
+        own[faded] = audio.fade_out_curve(fade_n)[np.arange(seam, seam + xfade)[faded] - (n_parent - fade_n)]
+        keep = audio.fade_out_curve(xfade) if not np.all(faded) else own
+        ratio = np.divide(keep, own, out=np.zeros_like(keep), where=own > 1e-6)
+        out[seam:seam + xfade] = (ratio * parent.audio[seam:seam + xfade] + (1 - keep) * new[:xfade])
+    np.clip(out, -1.0, 1.0, out=out)
+    stems = None
+    if continuation.stems and first == 0 and rate == 1.0 and not post["key_shift"]:
+        # parts of the whole new timeline (compose): each gets the mix's gain sample by sample,
+        # so that they still sum to it
+        mix = audio.fit_length(np.asarray(continuation.audio, dtype=np.float32), n)
+        curve = np.divide(out, mix, out=np.zeros(n, dtype=np.float32), where=np.abs(mix) > 1e-7)
+        stems = {role: audio.fit_length(part, n) * curve for role, part in continuation.stems.items()}
+    raw, raw_start = np.asarray(continuation.audio, dtype=np.float32), starts_at
+    if parent_tail is not None and starts_at > 0:
+        raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / sr
+    handover, context = hand_over(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
+                                  gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context)
+    parent_key = parent_meta.get("key") or {}
+    meta = {**continuation.meta, "post": handover,
+            "seam": {"at": round(seam / sr, 6), "crossfade": round(xfade / sr, 6),
+                     "parent_length": round(n_parent / sr, 6)},
+            **measure(out, sr, request, capabilities, request.musical_key, parent_key.get("shift"),
+                      parent_key.get("written"))}
+    meta["stems"] = sorted(stems, key=opt.ROLES.index) if stems else []
+    return Track(out, sr, continuation.midi, meta, stems, context)
+
+
+def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first: int, sr: int,
+                 seconds: float = 5.0) -> float | None:
+    """The gain that fits a continuation that plays the parent again before the seam (a mode that
+    makes the whole longer timeline) onto the parent there, by least squares over the last
+    `seconds` before the seam (the samples the limiter did not touch); None when it does not play it again (too little overlap, or not
+    the same audio: correlation under 0.9)."""
+    lo = max(int(0.05 * sr), seam - int(seconds * sr), first)
+    if seam - lo < int(0.5 * sr):
+        return None
+    p = np.asarray(parent[lo:seam], dtype=np.float64)
+    c = np.asarray(continuation[lo - first:seam - first], dtype=np.float64)
+    linear = np.abs(p) < 0.5 * audio.PEAK_CEILING      # where the parent's limiter left it alone
+    p, c = p[linear], c[linear]
+    cc, pp, pc = float(c @ c), float(p @ p), float(p @ c)
+    if cc <= 0 or pp <= 0 or pc / np.sqrt(cc * pp) < 0.9:
+        return None
+    return pc / cc
+
+
+def _post_of_older(parent: Track, meta: dict) -> dict:
+    """meta["post"] for a track stored before it was recorded: the key shift and tempo rate from
+    its metadata, the fade-out from its length, and a gain that brings a continuation to its loudness."""
+    details = meta.get("details", {})
+    length = len(parent.audio) / parent.sr
+    return {"gain": None, "fade_out": audio.fades_length(len(parent.audio), parent.sr, min(1.0, 0.08 * length)),
+            "tempo_rate": details.get("tempo_conform", {}).get("rate", 1.0),
+            "key_shift": ((meta.get("key") or {}).get("shift") or {}).get("semitones", 0)}

@@ -10,12 +10,13 @@ import dataclasses
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import __version__, audio, engines, formats, keys, post
 from . import options as opt
-from .engines.base import Engine, Progress, no_progress
-from .errors import AudioDecodeError, ModeUnavailable, NoStems, NotFound, QueueUnavailable
+from .engines.base import Engine, Parent, Progress, no_progress
+from .errors import AudioDecodeError, Conflict, InvalidRequest, ModeUnavailable, NoStems, NotFound, QueueUnavailable
 from .jobs import JobState, open_queue
 from .library import Library
 from .request import GenerationRequest
@@ -24,6 +25,8 @@ from .store import TrackStore, new_id, open_store
 from .track import Track
 
 UPLOAD_MAX_SECONDS = 10 * 60
+TOP_LEVEL = ("length", "tempo", "measured_tempo", "loudness_lufs", "key", "meter", "loop", "stems", "post")
+"""What the post stage measured or decided that a track's metadata carries at its top level."""
 
 
 class Service:
@@ -133,21 +136,27 @@ class Service:
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> tuple[Track, dict]:
-        """Best-of-N over generate_one(): keeps the candidate with the highest genre fit."""
+        """Best-of-N over generate_one(): the candidate with the highest genre fit. Every candidate
+        is kept: the best's meta["variations"] holds the others as (track, meta) pairs, in order,
+        for generate_and_store() to keep as tracks of their own (evaluate and the CLI drop them)."""
         n = request.candidates
         clf = self.classifier()
         if n > 1 and clf is None:
             self._need_classifier("choosing among candidates", field="candidates")
-        tried = []
-        for k in range(n):
-            seed = candidate_seed(request.seed, k)
-            sub = dataclasses.replace(request, seed=seed, candidates=1)
+
+        def one(k: int) -> tuple[Track, dict, object]:
+            sub = dataclasses.replace(request, seed=candidate_seed(request.seed, k), candidates=1)
             track, meta = self.generate_one(sub, _scaled(progress, k / n, (k + 1) / n))
             embedding = None
             if clf is not None:  # the judges' combined verdict; each judge's is shown beside it
                 verdict = clf.verdict(track.audio, track.sr)
                 meta["genre_fit"], embedding = verdict_summary(verdict, request.genre), verdict.embedding
-            tried.append((track, meta, embedding))
+            track.meta["embedding"] = embedding
+            return track, meta, embedding
+
+        # candidates run side by side where the worker pool has threads for them
+        with ThreadPoolExecutor(max_workers=max(1, min(n, self.settings.workers))) as pool:
+            tried = list(pool.map(one, range(n)))
         scores = [m.get("genre_fit", {}).get("probability") for _, m, _ in tried]
         best = max(range(n), key=lambda i: scores[i] or 0.0)
         track, meta, embedding = tried[best]
@@ -155,7 +164,7 @@ class Service:
         meta["candidates"] = {"tried": n, "chosen": best, "scores": [
             {"seed": m["seed"], "genre_fit": s} for (_, m, _), s in zip(tried, scores)]}
         meta["timings"]["all_candidates"] = round(sum(m["timings"]["total"] for _, m, _ in tried), 3)
-        track.meta["embedding"] = embedding
+        track.meta["variations"] = [(t, m) for k, (t, m, _) in enumerate(tried) if k != best]
         return track, meta
 
     def generate_one(self, request: GenerationRequest, progress: Progress = no_progress) -> tuple[Track, dict]:
@@ -168,36 +177,117 @@ class Service:
         raw = engine.generate(dataclasses.replace(request, length=length), progress)
         t1 = time.perf_counter()
         progress(0.92, "finishing: length, fades, loudness")
-        track = post.finish(raw, request, engine.capabilities)
+        track = post.finish(raw, request, engine.capabilities, keep_context=keeps_context(engine))
         progress(0.96, "measuring genre fit")  # also where a cancel during post takes effect
         t2 = time.perf_counter()
+        return track, self._describe(request, engine, track, t1 - t0, t2 - t1)
+
+    def _describe(self, request: GenerationRequest, engine: Engine, track: Track, generate: float,
+                  post_seconds: float) -> dict:
+        """The metadata of a finished track: the request, what the mode honours, timings, what the
+        post stage measured, and the engine's own details."""
         meta = {
             "genre": request.genre, "mode": request.mode, "seed": request.seed,
             "instruments": list(request.instruments), "length": track.meta["length"],
             "tempo": track.meta.get("tempo", request.tempo), "request": request.to_dict(),
             "version": __version__, "capabilities": engine.capabilities.__dict__.copy(),
-            "timings": {"generate": round(t1 - t0, 3), "post": round(t2 - t1, 3),
-                        "total": round(t2 - t0, 3),
-                        "realtime_factor": round(request.length / max(t2 - t0, 1e-6), 2)},
-            "details": {k: v for k, v in track.meta.items()
-                        if k not in ("length", "tempo", "key", "meter", "loop", "stems")},
+            "timings": {"generate": round(generate, 3), "post": round(post_seconds, 3),
+                        "total": round(generate + post_seconds, 3),
+                        "realtime_factor": round(request.length / max(generate + post_seconds, 1e-6), 2)},
+            "details": {k: v for k, v in track.meta.items() if k not in TOP_LEVEL},
             "ignored_fields": list(request.ignored_fields),
         }
-        meta.update({k: track.meta[k] for k in ("measured_tempo", "loudness_lufs", "key", "meter", "loop",
-                                                 "stems")
-                     if k in track.meta})
+        meta.update({k: track.meta[k] for k in TOP_LEVEL if k in track.meta and k not in ("length", "tempo")})
         track.meta.setdefault("tempo", meta["tempo"])  # what a MIDI transcription is quantised to
-        return track, meta
+        return meta
 
     def generate_and_store(self, request: GenerationRequest, progress: Progress = no_progress,
                            track_id: str | None = None) -> str:
+        """generate(), and every candidate stored: with candidates > 1 they form a group (each
+        one's meta["group"]: its id, the chosen track and every member with its seed and fit)."""
         track, meta = self.generate(request, progress)
         progress(0.99, "saving")  # a job cancelled by now is not stored
+        track_id = track_id or new_id()
+        variations = track.meta.pop("variations", [])
+        if variations:
+            others = [(new_id(), t, m) for t, m in variations]
+            members = [(track_id, track, meta)] + others
+            group = {"id": new_id(), "chosen": track_id,
+                     "tracks": sorted(({"id": i, "seed": m["seed"],
+                                        "genre_fit": (m.get("genre_fit") or {}).get("probability")}
+                                       for i, _, m in members), key=lambda t: -(t["genre_fit"] or 0.0))}
+            for other_id, t, m in others:  # the chosen one last: it is the newest of its group
+                self.store.save(t, {**m, "group": group}, other_id, embedding=t.meta.get("embedding"))
+            meta = {**meta, "group": group}
         return self.store.save(track, meta, track_id, embedding=track.meta.get("embedding"))
 
+    # -- extend: a finished track, continued -------------------------------------------------------
+    def extend(self, track_id: str, seconds) -> JobState:
+        """Queue the continuation of a finished track by `seconds` more (a new track; the parent is
+        unchanged). NotFound (404), Conflict (409) while it is still being made or for a loop,
+        InvalidRequest (400, field seconds) past the length limit."""
+        try:
+            job = self.jobs.status(track_id)
+        except (NotFound, QueueUnavailable):
+            job = None
+        if job is not None and not job.finished:
+            raise Conflict(f"track {track_id} is still {job.status}; extend it once it is done", field="id")
+        meta = self.store.meta(track_id)
+        if meta.get("loop"):
+            raise Conflict(f"track {track_id} is a seamless loop: repeat it rather than extend it", field="id")
+        if "post" not in meta and meta.get("transfer"):
+            raise Conflict(f"track {track_id} is a timbre transfer of a clip, which has no continuation",
+                           field="id")
+        room = opt.LENGTH_MAX - meta["length"]
+        seconds = parse_extension(seconds, room)
+        request = dataclasses.replace(request_of(meta), length=round(meta["length"] + seconds, 6))
+        if not self.remote:
+            self.engine(request.mode)
+        return self.jobs.submit(new_id(), {**request.to_dict(), "extend": {"parent": track_id,
+                                                                            "seconds": seconds}})
+
+    def extend_one(self, request: GenerationRequest, parent_id: str,
+                   progress: Progress = no_progress) -> tuple[Track, dict]:
+        """The parent track followed by the engine's continuation of it, through post.extend."""
+        parent_meta = self.store.meta(parent_id)
+        parent = self.store.track(parent_id)
+        engine = self.engine(request.mode)
+        t0 = time.perf_counter()
+        progress(0.02, f"continuing with {engine.label}")
+        handover = parent_meta.get("post") or {}
+        rate = handover.get("tempo_rate", 1.0)
+        fade = handover.get("fade_out", min(1.0, 0.08 * parent_meta["length"]))
+        at = handover.get("context_end", (parent_meta["length"] - fade) * rate)
+        # raw seconds from the take-over point to the new end, with the conform's headroom
+        wanted = (request.length - at / rate) * rate * 1.02 + 0.25
+        tail = self.store.context(parent_id)
+        raw = engine.continue_from(Parent(request_of(parent_meta), parent_meta, at=at, seconds=wanted,
+                                          tail=tail, length=request.length), progress)
+        t1 = time.perf_counter()
+        progress(0.92, "finishing: the seam, loudness")
+        track = post.extend(raw, parent, parent_meta, request, engine.capabilities,
+                            starts_at=float(raw.meta.get("starts_at", 0.0)), parent_tail=tail,
+                            keep_context=keeps_context(engine))
+        progress(0.96, "measuring genre fit")
+        meta = self._describe(request, engine, track, t1 - t0, time.perf_counter() - t1)
+        meta.update({"parent": parent_id, "seam": track.meta["seam"]})
+        clf = self.classifier()
+        if clf is not None:
+            verdict = clf.verdict(track.audio, track.sr)
+            meta["genre_fit"], track.meta["embedding"] = verdict_summary(verdict, request.genre), verdict.embedding
+        return track, meta
+
     def _run_job(self, job_id: str, payload: dict, progress: Progress) -> str:
-        """What a queue worker runs: the payload is a request's to_dict(), parsed again here."""
-        return self.generate_and_store(GenerationRequest.parse(payload), progress, job_id)
+        """What a queue worker runs: the payload is a request's to_dict(), parsed again here (with
+        "extend": {"parent", "seconds"} for an extension)."""
+        payload = dict(payload)
+        extension = payload.pop("extend", None)
+        request = GenerationRequest.parse(payload)
+        if extension is None:
+            return self.generate_and_store(request, progress, job_id)
+        track, meta = self.extend_one(request, extension["parent"], progress)
+        progress(0.99, "saving")
+        return self.store.save(track, meta, job_id, embedding=track.meta.get("embedding"))
 
     # -- jobs: what the web tier calls ----------------------------------------------------------
     def submit(self, request: GenerationRequest) -> JobState:
@@ -320,6 +410,35 @@ class Service:
         return [{"name": name, "label": m.label, "description": m.description,
                  "capabilities": m.capabilities.public(), **offered[name], "number": m.number}
                 for name, m in engines.MODES.items()]
+
+
+def keeps_context(engine: Engine) -> bool:
+    """Whether a mode continues a tail of raw audio, so that its tracks must keep one."""
+    return engine.continues_tail
+
+
+def request_of(meta: dict) -> GenerationRequest:
+    """The request that made a stored track by itself: a chosen variation's own seed, one candidate."""
+    return dataclasses.replace(GenerationRequest.parse(meta["request"]), seed=meta["seed"], candidates=1)
+
+
+def parse_extension(seconds, room: float) -> float:
+    """The seconds of an extension: a number from 1 to 300 that fits under the length limit."""
+    most = min(float(opt.LENGTH_MAX), room)
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or isinstance(seconds, bool) or not value == value:
+        raise InvalidRequest(f"seconds {seconds!r} must be a number from {opt.LENGTH_MIN} to {most:g}",
+                             field="seconds")
+    if most < opt.LENGTH_MIN:
+        raise InvalidRequest(f"the track is already {opt.LENGTH_MAX - room:g} s long; a track may be at "
+                             f"most {opt.LENGTH_MAX} s, so it cannot be extended", field="seconds")
+    if not opt.LENGTH_MIN <= value <= most:
+        raise InvalidRequest(f"seconds {value:g} is out of range: this track can take {opt.LENGTH_MIN} to "
+                             f"{most:g} more seconds (at most {opt.LENGTH_MAX} s in all)", field="seconds")
+    return value
 
 
 def candidate_seed(seed: int, k: int) -> int:

@@ -126,16 +126,19 @@ def _bar_chords(text: str, tonic: int, meter: Meter) -> list[tuple[float, Chord]
 
 
 def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
-         rng: random.Random, meter: Meter = METERS[METER_DEFAULT], loop: bool = False) -> list[Bar]:
+         rng: random.Random, meter: Meter = METERS[METER_DEFAULT], loop: bool = False, *,
+         after: list[Bar] | None = None) -> list[Bar]:
     """Lay out the form: intro, sections cycled with fills at their ends, a cadence bar last.
-    A loop has no intro: its cadence bar and fill lead back into its first bar."""
+    A loop has no intro: its cadence bar and fill lead back into its first bar. after: the bars of
+    a song this one continues (an extension): no intro, and the form goes on with the section
+    after its last one, with its progressions (drawn again from its rng, given here afresh)."""
     progressions = {name: rng.choice(variants)
                     for name, variants in style.progressions[mode].items()}
     order: list[tuple[Section, str, bool]] = []   # (section, chords, starts a section)
-    if style.intro is not None and n_bars >= 8 and not loop:
+    if style.intro is not None and n_bars >= 8 and not loop and after is None:
         intro = progressions[style.intro.name][-(4 if n_bars >= 16 else 2):]
         order += [(style.intro, chords, k == 0) for k, chords in enumerate(intro)]
-    occurrence = 0
+    occurrence = sum(b.section_start and b.section is not style.intro for b in after or [])
     while len(order) < n_bars:
         section = style.form[occurrence % len(style.form)]
         order += [(section, chords, k == 0)
@@ -218,6 +221,57 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
     return score, facts
 
 
+def compose_continuation(genre: str, *, tempo: float | None, parent_length: float, length: float,
+                         instruments: tuple[str, ...] = (), seed: int, kit: int | None = None,
+                         key: Key | None = None, meter: str = METER_DEFAULT
+                         ) -> tuple[pretty_midi.PrettyMIDI, dict]:
+    """The score of compose(..., length=parent_length) continued to `length` seconds.
+
+    Every note of the parent that starts before its final chord is kept as it was; from that bar
+    line (facts["seam"]) the form goes on with the section after the parent's last one, in the
+    same key, tempo, meter, instruments and progressions, and ends with the style's cadence and
+    final chord at the new length. The new bars are written with their own seeded draws, so the
+    same extension of the same track is the same music."""
+    parent, facts = compose(genre, tempo=tempo, length=parent_length, instruments=instruments, seed=seed,
+                            kit=kit, key=key, meter=meter)
+    style, time_sig = STYLES[genre], METERS[meter]
+    bpm, tonic, mode = facts["tempo"], facts["tonic"], facts["mode"]
+    bar_len = time_sig.bar_seconds(bpm)
+    seam = facts["bars"] * bar_len
+    rest = length - seam
+    n_bars = max(0, int((rest - min(RING_MIN, 0.3 * rest)) / bar_len))
+    # the parent's progressions are its rng's first draws after tempo and key: replay them
+    replay = random.Random(f"compose:{genre}:{seed}")
+    if not tempo:
+        replay.randint(*style.tempo)
+    replay.choice(style.tonics), replay.choice(style.modes)
+    drawn = replay.getstate()
+    parent_bars = plan(style, tonic, mode, facts["bars"], bar_len, replay, time_sig)
+    replay.setstate(drawn)
+    bars = plan(style, tonic, mode, n_bars, bar_len, replay, time_sig, after=parent_bars)
+    rng = random.Random(f"compose:{genre}:{seed}:after:{facts['bars']}")
+    cast = cast_roles(style, tuple(instruments))
+    song = Song(style, bpm, tonic, mode, float(rest), bars, n_bars * bar_len,
+                parse_chord(style.final[mode], tonic), rng, cast, time_sig, style.patterns(meter))
+    writers = {"drums": parts.drums, "bass": parts.bass, "harmony": parts.harmony, "lead": parts.lead}
+    kept = iter(parent.instruments)
+    for role in ROLES:
+        for k, name in enumerate(cast[role]):
+            inst = INSTRUMENTS[name]
+            old = next(kept)
+            new = pretty_midi.Instrument(program=old.program, is_drum=old.is_drum, name=name)
+            writers[role](song, new, inst, k)
+            _finish(new, song, role, k, inst)
+            old.notes = [n for n in old.notes if n.start < seam - 1e-6]
+            for note in new.notes:
+                old.notes.append(pretty_midi.Note(note.velocity, note.pitch, note.start + seam, note.end + seam))
+            old.notes.sort(key=lambda n: (n.start, n.pitch))
+    facts = {**facts, "bars": facts["bars"] + n_bars,
+             "form": facts["form"][:-2] + _form_summary(bars, style.intro),
+             "continued": {"from_length": parent_length, "from_bars": facts["bars"], "seam": round(seam, 6)}}
+    return parent, facts
+
+
 def _finish(track: pretty_midi.Instrument, song: Song, role: str, k: int, inst) -> None:
     """Mix controllers at time 0; notes clamped to the instrument's range and the length."""
     mix = song.style.mix[role]
@@ -278,18 +332,23 @@ def perform(genre: str, *, tempo: float | None, length: float, instruments: tupl
 def perform_parts(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
                   seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
                   loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
-                  stems: bool = True
+                  stems: bool = True, extend_from: float | None = None
                   ) -> tuple[np.ndarray, dict[str, np.ndarray], pretty_midi.PrettyMIDI, dict]:
     """perform(), and the mix's stems: {role: audio} for the roles the arrangement used, each made
-    exactly as the mix is (same length, fade or wrap), summing to it. stems=False: {}."""
+    exactly as the mix is (same length, fade or wrap), summing to it. stems=False: {}.
+    extend_from: the length of the track this one continues (compose_continuation)."""
     from ..midi import REVERB_SECONDS, render_parts
     if loop:
         bpm = float(tempo) if tempo else _seeded_tempo(genre, seed)
         time_sig = METERS[meter]
         length = time_sig.loop_bars(length, bpm) * time_sig.bar_seconds(bpm)
         tempo = bpm
-    score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
-                           kit=kit, key=key, meter=meter, loop=loop)
+    if extend_from is None:
+        score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
+                               kit=kit, key=key, meter=meter, loop=loop)
+    else:
+        score, facts = compose_continuation(genre, tempo=tempo, parent_length=extend_from, length=length,
+                                            instruments=instruments, seed=seed, kit=kit, key=key, meter=meter)
     if on_composed is not None:
         on_composed()
     n = int(round(length * sr))

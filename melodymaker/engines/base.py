@@ -1,9 +1,12 @@
 """The engine interface: what a generation mode declares, and what it does per request."""
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from ..errors import ModeUnavailable
 from ..track import Track
@@ -43,6 +46,33 @@ class Capabilities:
                 "ignored": [k for k in ("instruments", "meter") if not getattr(self, k)]}
 
 
+@dataclass(frozen=True)
+class Parent:
+    """What an engine knows of a track it is asked to continue (POST /api/tracks/{id}/extend).
+
+    Times are on the parent's *raw* timeline: the engine's own output before the post stage's tempo
+    conform (for a mode that honours tempo the two timelines are the same).
+    request: the parent's GenerationRequest (its seed, genre, tempo, key, ...).
+    meta: the parent's stored metadata.
+    at: raw seconds where the continuation takes over (the parent's fade-out began there).
+    seconds: raw seconds of new audio wanted after `at` (what the new track's tail needs, with headroom).
+    tail: the parent's raw audio just before `at` (its last sample is the one at `at`), up to
+        CONTEXT_SECONDS of it, float32 at the app's sample rate; None for a parent stored without it.
+    length: the new track's length in (output) seconds; None: the parent's length plus what
+        `seconds` adds.
+    """
+    request: Any
+    meta: dict
+    at: float
+    seconds: float
+    tail: np.ndarray | None = None
+    length: float | None = None
+
+
+CONTEXT_SECONDS = 10.0
+"""How much of its raw audio, before the point an extension takes over, a track keeps for it."""
+
+
 class Engine(ABC):
     """One generation mode, loaded. Stateless per request: settings arrive with the request.
 
@@ -52,6 +82,7 @@ class Engine(ABC):
     label: str = ""
     description: str = ""
     capabilities = Capabilities()
+    continues_tail = False  # continue_from() uses Parent.tail: its tracks keep one (Track.context)
 
     def availability(self) -> str | None:
         """None when the engine can run, else the reason it cannot (shown to the user)."""
@@ -63,6 +94,23 @@ class Engine(ABC):
     @abstractmethod
     def generate(self, request: GenerationRequest, progress: Progress = no_progress) -> Track:
         ...
+
+    def continue_from(self, parent: Parent, progress: Progress = no_progress) -> Track:
+        """Raw audio (before the post stage) that continues `parent`, a track this mode made.
+
+        The returned Track's meta["starts_at"] says where on the parent's raw timeline its first
+        sample lies: `parent.at` for a mode that continues the tail it is given (it returns at
+        least `parent.seconds` of audio), or 0.0 for one that makes the whole longer timeline again
+        in the same seed lineage, so that up to `at` it plays what the parent played (it returns at
+        least `at + seconds`). This default does the latter: the parent's request again, longer. A
+        mode may also set meta["seam"] (output seconds where the new audio takes over, default the
+        parent's fade-out start) and meta["crossfade"] (seconds, default that fade's length)."""
+        longer = dataclasses.replace(parent.request, length=parent.at + parent.seconds, candidates=1,
+                                     loop=False)
+        track = self.generate(longer, progress)
+        track.meta["starts_at"] = 0.0
+        track.meta["continued_by"] = "the same seed's longer timeline"
+        return track
 
     def describe(self) -> dict:
         reason = self.availability()

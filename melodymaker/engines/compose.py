@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from ..errors import GenerationFailed, InvalidRequest
+from ..midi import soundfont_path
 from ..options import SAMPLE_RATE
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
@@ -48,7 +49,6 @@ class ComposeEngine(Engine):
 
     def generate(self, request, progress: Progress = no_progress) -> Track:
         from ..compose.composer import perform_parts
-        from ..midi import soundfont_path
         self.check(request)
         started = time.perf_counter()
         progress(0.05, "composing")
@@ -60,6 +60,30 @@ class ComposeEngine(Engine):
         written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
         meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
                 "soundfont": soundfont_path(self.soundfont).name,
+                "seconds": round(time.perf_counter() - started, 3)}
+        return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta, stems=stems)
+
+
+    def continue_from(self, parent, progress: Progress = no_progress) -> Track:
+        """The parent's score continued from the bar line where its final chord began (the seam:
+        every note before it is the parent's, so the render up to there is the parent's too), to
+        the new length; the whole timeline, for a hard cut at that bar line."""
+        from ..compose.composer import perform_parts
+        request = parent.request
+        started = time.perf_counter()
+        progress(0.05, "continuing the score")
+        y, stems, score, facts = perform_parts(
+            request.genre, tempo=request.tempo, length=parent.length, instruments=request.instruments,
+            seed=request.seed, key=request.musical_key, meter=request.meter, sr=SAMPLE_RATE,
+            soundfont=self.soundfont, extend_from=request.length,
+            on_composed=lambda: progress(0.1, "rendering"))
+        progress(0.9, "rendered")
+        written = facts.pop("key")
+        continued = facts.pop("continued")
+        meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
+                "soundfont": soundfont_path(self.soundfont).name, "starts_at": 0.0,
+                "seam": continued["seam"], "crossfade": 0.0,
+                "continued_by": f"the score, from bar {continued['from_bars'] + 1}",
                 "seconds": round(time.perf_counter() - started, 3)}
         return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta, stems=stems)
 

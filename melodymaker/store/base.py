@@ -23,6 +23,23 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def doomed(metas: list[dict], max_tracks: int) -> list[str]:
+    """Ids to prune from metas (newest first) so that max_tracks units are left: a unit is a track,
+    or a group of variations counted once at its newest member; the parents of kept tracks stay."""
+    units: dict[str, list[dict]] = {}
+    for meta in metas:
+        units.setdefault((meta.get("group") or {}).get("id") or meta["id"], []).append(meta)
+    ordered = list(units)               # newest unit first (dicts keep insertion order)
+    kept = {m["id"] for unit in ordered[:max_tracks] for m in units[unit]}
+    by_id = {m["id"]: m for m in metas}
+    for track_id in list(kept):         # a kept track's parents, and theirs
+        parent = by_id.get(track_id, {}).get("parent")
+        while parent and parent in by_id and parent not in kept:
+            kept.add(parent)
+            parent = by_id[parent].get("parent")
+    return [m["id"] for m in metas if m["id"] not in kept]
+
+
 def check_id(track_id) -> str:
     if not isinstance(track_id, str) or not ID_PATTERN.match(track_id):
         raise NotFound(f"no track {track_id!r}", field="id")
@@ -30,7 +47,9 @@ def check_id(track_id) -> str:
 
 
 class TrackStore(ABC):
-    """Finished tracks by id. max_tracks: the newest this many are kept."""
+    """Finished tracks by id. max_tracks: the newest this many are kept, where a group of variations
+    (meta["group"]["id"]) counts as one and goes as one, and a track that a kept track extends
+    (its meta["parent"]) is kept with it."""
     max_tracks: int
 
     @abstractmethod
@@ -45,6 +64,10 @@ class TrackStore(ABC):
     @abstractmethod
     def track(self, track_id: str) -> Track:
         """The stored Track: master audio, sample rate, score (when it has one), metadata."""
+
+    @abstractmethod
+    def context(self, track_id: str) -> np.ndarray | None:
+        """The raw audio kept for extending the track (Track.context), if any."""
 
     @abstractmethod
     def embedding(self, track_id: str) -> np.ndarray | None:

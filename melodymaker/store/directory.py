@@ -22,9 +22,10 @@ from .. import formats
 from ..errors import NotFound
 from ..formats import Format
 from ..track import Track
-from .base import ID_PATTERN, TrackStore, check_id, new_id
+from .base import ID_PATTERN, TrackStore, check_id, doomed, new_id
 
 TMP_PREFIX = ".tmp-"
+CONTEXT_FILE = "context.wav"
 
 
 class DirectoryStore(TrackStore):
@@ -69,6 +70,8 @@ class DirectoryStore(TrackStore):
             sf.write(tmp / formats.MASTER.filename({}), track.audio, track.sr, subtype="PCM_16")
         if embedding is not None:
             np.save(tmp / "embedding.npy", np.asarray(embedding, dtype=np.float32))
+        if track.context is not None:
+            sf.write(tmp / CONTEXT_FILE, track.context, track.sr, subtype="FLOAT")
         if track.midi is not None:
             track.midi.write(str(tmp / "score.mid"))
         if track.stems:
@@ -91,6 +94,10 @@ class DirectoryStore(TrackStore):
             import pretty_midi
             score = pretty_midi.PrettyMIDI(str(folder / "score.mid"))
         return Track(y, sr, score, meta)
+
+    def context(self, track_id: str) -> np.ndarray | None:
+        path = self._folder(track_id) / CONTEXT_FILE
+        return sf.read(path, dtype="float32")[0] if path.exists() else None
 
     def embedding(self, track_id: str) -> np.ndarray | None:
         path = self._folder(track_id) / "embedding.npy"
@@ -133,8 +140,8 @@ class DirectoryStore(TrackStore):
 
     def _prune(self) -> None:
         with self._lock:
-            for meta in self.list(limit=10**9)[self.max_tracks:]:
+            for track_id in doomed(self.list(limit=10**9), self.max_tracks):
                 try:
-                    self.delete(meta["id"])
+                    self.delete(track_id)
                 except (NotFound, OSError):
                     continue  # another process pruned it first

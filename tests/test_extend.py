@@ -1,0 +1,141 @@
+"""Extend (POST /api/tracks/{id}/extend): a finished track continued by S seconds as a new track,
+through the real server's job queue and store, on compose and dataset tracks; the bad inputs.
+
+What a listener would notice is measured on the new track's audio: no sample jump, loudness step
+or spectral-flux spike at the seam beyond the track's own 99th percentile, the beat grid the same
+on both sides of it, and the parent's audio unchanged before it."""
+from __future__ import annotations
+
+import io
+import time
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from conftest import SR
+
+from melodymaker.audio import seam_report
+
+
+def make(client, **body) -> str:
+    r = client.post("/api/tracks", json=body)
+    assert r.status_code == 202, r.json
+    return wait(client, r.json["id"])["id"]
+
+
+def wait(client, track_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = client.get(f"/api/tracks/{track_id}").json
+        if state["status"] not in ("queued", "running"):
+            assert state["status"] == "done", state
+            return {**state["meta"], "id": track_id}
+        time.sleep(0.1)
+    raise AssertionError(f"track {track_id} did not finish")
+
+
+def audio(client, track_id: str) -> np.ndarray:
+    r = client.get(f"/api/tracks/{track_id}/audio.wav")
+    assert r.status_code == 200
+    y, sr = sf.read(io.BytesIO(r.data), dtype="float32")
+    assert sr == SR
+    return y
+
+
+def extend(client, track_id: str, seconds) -> dict:
+    r = client.post(f"/api/tracks/{track_id}/extend", json={"seconds": seconds})
+    assert r.status_code == 202, r.json
+    assert r.json["parent"] == track_id and r.headers["Location"] == f"/api/tracks/{r.json['id']}"
+    return wait(client, r.json["id"])
+
+
+def beat_phase(y: np.ndarray, bpm: float) -> float:
+    """Where the beats fall within the beat period, as a fraction of it (circular mean of the
+    onsets librosa's beat tracker finds, weighted by their strength)."""
+    env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=256)
+    times = librosa.times_like(env, sr=SR, hop_length=256)
+    angle = 2 * np.pi * times / (60.0 / bpm)
+    return float(np.angle(np.sum(env * np.exp(1j * angle))) / (2 * np.pi)) % 1.0
+
+
+def assert_seamless(y: np.ndarray, seam_s: float) -> None:
+    report = seam_report(y, SR, int(round(seam_s * SR)))
+    assert report["jump"] <= report["jump_p99"], report
+    assert report["loudness_step"] <= report["loudness_step_p99"], report
+    assert report["flux"] <= report["flux_p99"], report
+
+
+def test_compose_extension_continues_the_score_after_the_parents_bars(client):
+    parent_id = make(client, genre="jazz", mode="compose", length=8, seed=5, tempo=100, key="D minor")
+    before = audio(client, parent_id)
+    meta = extend(client, parent_id, 7)
+    y = audio(client, meta["id"])
+    assert len(y) == 15 * SR and meta["length"] == 15
+    assert meta["parent"] == parent_id and meta["mode"] == "compose" and meta["seed"] == 5
+    seam = meta["seam"]["at"]
+    assert 0 < seam < 8 and meta["seam"]["crossfade"] == 0
+    # a bar line: the parent's bars are 4 beats at 100 BPM, its final chord starts on one
+    assert abs(seam / (4 * 0.6) - round(seam / (4 * 0.6))) < 1e-6
+    # the parent's bars, bit for bit, then the new bars: no jump, step or flux spike at the seam
+    assert np.array_equal(y[: int(seam * SR)], before[: int(seam * SR)])
+    assert_seamless(y, seam)
+    # the same key and tempo on the new side, and the beat grid goes on where it was
+    assert meta["key"]["requested"] == "D minor" and meta["tempo"] == 100
+    cut = int(seam * SR)
+    assert abs(beat_phase(y[:cut], 100) - beat_phase(y[cut:], 100)) % 1.0 < 0.08 or \
+        abs(beat_phase(y[:cut], 100) - beat_phase(y[cut:], 100)) % 1.0 > 0.92
+    assert meta["details"]["continued_by"].startswith("the score")
+    # the score grew: the MIDI has notes after the parent's end
+    midi = client.get(f"/api/tracks/{meta['id']}/audio.mid")
+    assert midi.status_code == 200
+    import pretty_midi
+    score = pretty_midi.PrettyMIDI(io.BytesIO(midi.data))
+    assert max(n.end for inst in score.instruments for n in inst.notes) > 12
+    # the parent is unchanged and still its own track
+    assert np.array_equal(audio(client, parent_id), before)
+    assert client.get(f"/api/tracks/{parent_id}").json["meta"]["length"] == 8
+
+
+def test_dataset_extension_goes_on_with_the_phrase_chain_on_the_same_grid(client):
+    parent_id = make(client, genre="rock", mode="dataset", length=6, seed=2, tempo=120)
+    before = audio(client, parent_id)
+    meta = extend(client, parent_id, 5)
+    y = audio(client, meta["id"])
+    assert len(y) == 11 * SR
+    seam, xfade = meta["seam"]["at"], meta["seam"]["crossfade"]
+    assert abs(seam - (6 - 0.48)) < 1e-3 and abs(xfade - 0.48) < 1e-3  # the parent's fade-out
+    n = int(round(seam * SR))
+    assert np.array_equal(y[:n], before[:n])
+    assert_seamless(y, seam)
+    # as loud as the parent: the continuation gets the parent's loudness gain
+    parent_lufs = client.get(f"/api/tracks/{parent_id}").json["meta"]["loudness_lufs"]
+    assert abs(meta["loudness_lufs"] - parent_lufs) < 1.5
+    phases = beat_phase(y[:n], 120), beat_phase(y[n + int(xfade * SR):], 120)
+    assert min(abs(phases[0] - phases[1]), 1 - abs(phases[0] - phases[1])) < 0.08, phases
+    # an extension can be extended again
+    again = extend(client, meta["id"], 2)
+    assert again["length"] == 13 and again["parent"] == meta["id"]
+    assert np.array_equal(audio(client, again["id"])[:n], y[:n])
+
+
+def test_extending_bad_tracks_and_lengths_says_what_is_wrong(client):
+    r = client.post("/api/tracks/0123456789abcdef0123456789abcdef/extend", json={"seconds": 5})
+    assert r.status_code == 404 and r.json["field"] == "id"
+    parent_id = make(client, genre="rock", mode="dataset", length=10, seed=1)
+    for seconds, status in ((291, 400), (0, 400), ("lots", 400), (None, 400), (True, 400)):
+        r = client.post(f"/api/tracks/{parent_id}/extend", json={"seconds": seconds})
+        assert r.status_code == status and r.json["field"] == "seconds", (seconds, r.json)
+    r = client.post(f"/api/tracks/{parent_id}/extend", json={"seconds": 291})
+    assert "290" in r.json["message"]                       # the most it can take
+    r = client.post(f"/api/tracks/{parent_id}/extend", json={})
+    assert r.status_code == 400 and r.json["field"] == "seconds"
+    # still running: 409
+    running = client.post("/api/tracks", json={"genre": "jazz", "mode": "compose", "length": 120, "seed": 9}).json
+    r = client.post(f"/api/tracks/{running['id']}/extend", json={"seconds": 5})
+    assert r.status_code == 409 and "still" in r.json["message"]
+    client.post(f"/api/tracks/{running['id']}/cancel")
+    # a loop is repeated, not extended
+    loop_id = make(client, genre="rock", mode="dataset", length=4, seed=1, tempo=120, loop=True)
+    r = client.post(f"/api/tracks/{loop_id}/extend", json={"seconds": 5})
+    assert r.status_code == 409 and "loop" in r.json["message"]
