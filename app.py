@@ -85,6 +85,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         return jsonify({**job.public(), "url": f"/api/tracks/{job.id}", "parent": track_id}), 202, \
             {"Location": f"/api/tracks/{job.id}"}
 
+    @app.post("/api/tracks/<track_id>/keep")
+    def keep_track(track_id: str):
+        meta = service.keep(track_id)
+        return jsonify({"id": track_id, "kept": True, "group": meta["group"]})
+
     @app.get("/api/tracks/<track_id>/audio.<ext>")
     def track_audio(track_id: str, ext: str):
         path, fmt, meta = service.track_file(track_id, ext)  # an unknown format is a 400

@@ -344,6 +344,14 @@ class Service:
                           "have them", field="id")
         return self.store.stems(track_id), meta
 
+    def keep(self, track_id: str) -> dict:
+        """Mark a variation kept: the page lists it in the history beside its group's chosen one."""
+        meta = self.store.meta(track_id)
+        if not meta.get("group"):
+            raise Conflict(f"track {track_id} is not one of a group of variations; it is kept already",
+                           field="id")
+        return self.store.update_meta(track_id, kept=True)
+
     def list_tracks(self, limit: int = 50) -> list[dict]:
         return self.store.list(limit)
 

@@ -52,8 +52,18 @@ def test_every_candidate_is_kept_under_one_group_and_the_best_is_returned(tiny_m
             assert wav.status_code == 200 and len(wav.data) > 3 * SR
         listed = {t["id"] for t in client.get("/api/tracks").json["tracks"]}
         assert set(ids) <= listed
-        # a variation that was not chosen can be extended like any track
+        # keeping a variation marks it (the page then lists it in the history); a lone track has none
         other = next(i for i in ids if i != best_id)
+        r = client.post(f"/api/tracks/{other}/keep")
+        assert r.status_code == 200 and r.json["kept"] is True
+        assert client.get(f"/api/tracks/{other}").json["meta"]["kept"] is True
+        assert "kept" not in client.get(f"/api/tracks/{best_id}").json["meta"]
+        lone = client.post("/api/tracks", json={"genre": "disco", "mode": "compose", "length": 2}).json["id"]
+        wait(client, lone)
+        r = client.post(f"/api/tracks/{lone}/keep")
+        assert r.status_code == 409 and r.json["field"] == "id"
+        assert client.post("/api/tracks/0123456789abcdef0123456789abcdef/keep").status_code == 404
+        # a variation that was not chosen can be extended like any track
         r = client.post(f"/api/tracks/{other}/extend", json={"seconds": 2})
         assert r.status_code == 202
         extended = wait(client, r.json["id"])

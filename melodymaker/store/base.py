@@ -82,6 +82,10 @@ class TrackStore(ABC):
         """The track's stems.zip (formats.stems_zip); NotFound when it was stored without stems."""
 
     @abstractmethod
+    def update_meta(self, track_id: str, **fields) -> dict:
+        """Set top-level metadata fields of a finished track atomically; its new metadata."""
+
+    @abstractmethod
     def list(self, limit: int = 50) -> list[dict]:
         """Metadata of the newest tracks, newest first."""
 

@@ -95,6 +95,15 @@ class DirectoryStore(TrackStore):
             score = pretty_midi.PrettyMIDI(str(folder / "score.mid"))
         return Track(y, sr, score, meta)
 
+    def update_meta(self, track_id: str, **fields) -> dict:
+        folder = self._folder(track_id)
+        with self._lock:
+            meta = {**json.loads((folder / "meta.json").read_text()), **fields}
+            tmp = folder / f"{TMP_PREFIX}meta.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, folder / "meta.json")   # readers see the old or the new, never half
+        return meta
+
     def context(self, track_id: str) -> np.ndarray | None:
         path = self._folder(track_id) / CONTEXT_FILE
         return sf.read(path, dtype="float32")[0] if path.exists() else None
