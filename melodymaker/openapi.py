@@ -64,7 +64,12 @@ def spec() -> dict:
             "seed": {"type": "integer", "minimum": 0, "maximum": opt.SEED_MAX},
             "format": {"type": "string", "description": "; ".join(f"{f.name}: {f.description}" for f in formats.FORMATS.values()),
                        "enum": sorted({a for f in formats.FORMATS.values() for a in (f.name, f.extension, *f.aliases)})},
-            "candidates": {"type": "integer", "minimum": opt.CANDIDATES_MIN, "maximum": opt.CANDIDATES_MAX},
+            "candidates": {"type": "integer", "minimum": opt.CANDIDATES_MIN, "maximum": opt.CANDIDATES_MAX,
+                           "description": "make this many variations (seeds: the request's, then a fixed "
+                                          "sequence from it), side by side where the worker pool allows; "
+                                          "the one the genre classifier fits best is returned, and every one "
+                                          "is kept as a track of its own: meta.group {id, chosen, tracks: "
+                                          "[{id, seed, genre_fit}]}. Needs the classifier"},
             "key": {"type": "string", "default": opt.KEY_AUTO, "enum": [opt.KEY_AUTO, *opt.KEYS],
                     "description": "a tonic and a mode, or auto (the mode's own choice). Also accepted: any "
                                    "case, sharps or flats either way ('Gb major' = 'F# major'), "
@@ -144,6 +149,32 @@ def spec() -> dict:
                     "404": _error("no such track"),
                     "409": _error("the track has no stems: its mode (capabilities.stems false) makes "
                                   "one mixed signal; the message says why")}}},
+            "/api/tracks/{track_id}/extend": {"post": {
+                "summary": "Continue a finished track by `seconds` more: a new track (the parent is "
+                           "unchanged) in the same mode, genre, tempo, key and seed lineage. It is the "
+                           "parent up to the seam (its fade-out start; compose: the bar line of its "
+                           "final chord), then the continuation, crossfaded over the parent's fade-out "
+                           "at the parent's loudness; its metadata names the parent and the seam",
+                "parameters": [track_id],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["seconds"], "properties": {
+                        "seconds": {"type": "number", "minimum": opt.LENGTH_MIN, "maximum": opt.LENGTH_MAX,
+                                    "description": f"seconds to add; the whole track at most "
+                                                   f"{opt.LENGTH_MAX} s"}}}}}},
+                "responses": {"202": _json("the new track's job; `parent` is the extended track's id",
+                                           {"$ref": "#/components/schemas/Job"}),
+                              "400": _error("`seconds` is missing, not a number, or past the length limit "
+                                            "(the message gives the most this track can take)"),
+                              "404": _error("no such track"),
+                              "409": _error("the track is still being made, or is a loop"),
+                              "429": _error("too many generations queued; see Retry-After"),
+                              "503": _error("the track's mode is unavailable here")}}},
+            "/api/tracks/{track_id}/keep": {"post": {
+                "summary": "Keep a variation (a track of a group made with candidates > 1, meta.group): "
+                           "its metadata gets kept: true, and the page lists it in the history",
+                "parameters": [track_id],
+                "responses": {"200": _json("{id, kept: true, group}"), "404": _error("no such track"),
+                              "409": _error("the track is not one of a group of variations")}}},
             "/api/library": {"get": {
                 "summary": "Library clips, all or of one genre",
                 "parameters": [{"name": "genre", "in": "query", "schema": {"type": "string"}}],
