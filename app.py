@@ -118,6 +118,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         return jsonify({"filename": upload.filename, "duration": round(len(y) / opt.SAMPLE_RATE, 3),
                         **result})
 
+    @app.post("/api/tracks/from-reference")
+    def track_from_reference():
+        upload = request.files.get("file")
+        if upload is None:
+            raise InvalidRequest("send the reference clip as a multipart form field named 'file'; "
+                                 "any request field (genre, tempo, length, mode, ...) beside it "
+                                 "overrides what is heard in the clip", field="file")
+        y = service.decode_upload(upload.stream)
+        job, answer = service.from_reference(y, opt.SAMPLE_RATE, request.form.to_dict(), upload.filename)
+        ignored = answer["request"]["ignored_fields"]
+        body = {**job.public(), "url": f"/api/tracks/{job.id}", "ignored_fields": ignored, **answer}
+        return jsonify(body), 202, {"Location": f"/api/tracks/{job.id}", **_ignored_header(ignored)}
+
+    # -- library, options, health ---------------------------------------------------------------
     @app.get("/api/library")
     def library():
         genre = request.args.get("genre")

@@ -280,6 +280,8 @@ class Service:
     def _run_job(self, job_id: str, payload: dict, progress: Progress) -> str:
         """What a queue worker runs: the payload is a request's to_dict(), parsed again here (with
         "extend": {"parent", "seconds"} for an extension)."""
+        if "transfer" in payload:  # a reference clip through RAVE (melodymaker.reference)
+            return self.run_transfer(job_id, payload, progress)
         payload = dict(payload)
         extension = payload.pop("extend", None)
         request = GenerationRequest.parse(payload)
@@ -418,6 +420,26 @@ class Service:
         return [{"name": name, "label": m.label, "description": m.description,
                  "capabilities": m.capabilities.public(), **offered[name], "number": m.number}
                 for name, m in engines.MODES.items()]
+
+    # -- more like this (melodymaker.reference) -------------------------------------------------
+    def from_reference(self, y, sr: int, overrides: dict, filename: str | None = None) -> tuple[JobState, dict]:
+        """Hear a clip (genre, tempo, key, length) and start the generation it asks for, the form's
+        fields winning; with transfer, the clip itself through the genre's RAVE. Returns the job and
+        {"request", "transfer", "heard"} (reference.start)."""
+        from . import reference
+        return reference.start(self, y, sr, overrides, filename)
+
+    def reference_request(self, y, sr: int, overrides: dict) -> tuple[GenerationRequest, dict]:
+        """The request a clip asks for and what was heard in it, without starting anything (the CLI)."""
+        from . import reference
+        heard = reference.analyse(self, y, sr)
+        request, sources = reference.request_for(heard, overrides)
+        return request, {**heard, **sources}
+
+    def run_transfer(self, job_id: str, payload: dict, progress: Progress) -> str:
+        """A transfer job: the clip saved by from_reference() through RAVE, stored as job_id."""
+        from . import reference
+        return reference.run_transfer(self, job_id, payload, progress)
 
 
 def keeps_context(engine: Engine) -> bool:
