@@ -208,6 +208,30 @@ def spec() -> dict:
                 "responses": {"200": _json("probabilities and top 3"),
                               "400": _error("not audio, or too long"), "413": _too_large("upload too large"),
                               "503": _error("no classifier")}}},
+            "/api/tracks/from-reference": {"post": {
+                "summary": "More like this: hear an uploaded clip (genre by the judges, tempo, key, "
+                           "length clamped to 1-300 s) and start a generation with those values, any "
+                           "request field given beside the file winning; with transfer=true (RAVE), "
+                           "the clip itself through the genre's RAVE (timbre transfer)",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"},
+                                   "transfer": {"type": "string", "enum": ["true", "false", "1", "0"]},
+                                   **{k: {"type": "string"} for k in ("genre", "mode", "tempo", "length",
+                                                                       "key", "meter", "seed", "instruments",
+                                                                       "loop", "candidates", "format")}},
+                    "additionalProperties": True}}}},
+                "responses": {"202": {**_json("the job, with `request` (what was asked for), `transfer` "
+                                              "and `heard` (genre with its probability and top 3 or "
+                                              "genre_reason, tempo, key, length; from_clip and from_form "
+                                              "say where each field came from)",
+                                              {"$ref": "#/components/schemas/Job"}),
+                                      "headers": {"X-Ignored-Fields": IGNORED_HEADER}},
+                              "400": _error("no file, not audio, longer than 10 minutes, a field is "
+                                            "invalid, or no classifier and no genre given; `field` names it"),
+                              "413": _too_large("upload too large"),
+                              "429": _error("too many generations queued; see Retry-After"),
+                              "503": _error("the mode is unavailable here")}}},
             "/api/options": {"get": {"summary": "Genres, instruments, tempo and length ranges, modes",
                                      "responses": {"200": _json("the vocabulary")}}},
             "/api/health": {"get": {"summary": "Version, models, library size and skipped files",

@@ -235,9 +235,9 @@ class Service:
         meta = self.store.meta(track_id)
         if meta.get("loop"):
             raise Conflict(f"track {track_id} is a seamless loop: repeat it rather than extend it", field="id")
-        if "post" not in meta and meta.get("transfer"):
-            raise Conflict(f"track {track_id} is a timbre transfer of a clip, which has no continuation",
-                           field="id")
+        if meta.get("transfer"):
+            raise Conflict(f"track {track_id} is a timbre transfer: it follows its clip, and there is no "
+                           "more of the clip to transfer", field="id")
         room = opt.LENGTH_MAX - meta["length"]
         seconds = parse_extension(seconds, room)
         request = dataclasses.replace(request_of(meta), length=round(meta["length"] + seconds, 6))

@@ -158,6 +158,9 @@ def test_transfer_resynthesises_the_clip_through_rave(rave_client):
     assert meta["loudness_lufs"] > -30
     y, sr = sf.read(io.BytesIO(rave_client.get(f"{r.json['url']}/audio.wav").data))
     assert sr == SR and len(y) == 12 * SR
+    # it follows its clip: there is no more of the clip to extend it with
+    r2 = rave_client.post(f"{r.json['url']}/extend", json={"seconds": 5})
+    assert r2.status_code == 409 and "transfer" in r2.json["message"]
     assert abs(np.corrcoef(y[: len(clip)], clip)[0, 1]) < 0.9                # remade, not copied
     store = rave_client.application.extensions["melodymaker"].settings.store_dir
     assert not list(store.glob(".tmp-reference-*"))                       # the job's clip is gone
