@@ -1,12 +1,15 @@
 // The Create screen: the request form built from /api/options (its genres, instruments, keys,
 // meters, presets, modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
 // and a generation job followed to the end (progress, cancel, errors in plain words next to the field).
-import { api, ApiError, sentence } from "./api.js";
-import { $, h, duration, capitalise, sleep, GENRE_COLOURS, ICONS } from "./util.js";
+// "More like this" posts a clip with the chosen mode, shows what was heard in it, and follows its job
+// the same way.
+import { api, followJob, jobError } from "./api.js";
+import { $, h, duration, capitalise, GENRE_COLOURS, ICONS } from "./util.js";
 
 const FIELDS = ["genre", "instruments", "tempo", "key", "meter", "length", "loop", "mode", "seed", "candidates"];
 const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
 const SETTINGS_KEY = "melodymaker.settings";
+const TRANSFER_MODE = "rave";  // the mode that can play an uploaded clip itself (timbre transfer)
 
 let options = null;
 let counts = {};          // library clips per genre
@@ -33,6 +36,8 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   $("surprise").addEventListener("click", surprise);
   $("surprise").insertAdjacentHTML("afterbegin", ICONS.dice);
   $("cancel").addEventListener("click", cancel);
+  $("reference-go").addEventListener("click", fromReference);
+  $("reference-file").addEventListener("change", () => clearReferenceError());
   onInput(null);
 }
 
@@ -235,6 +240,10 @@ function updateModeNotes() {
   note("length-note", !caps.length,
     `Approximated: ${label} makes audio of its own length; it is trimmed or looped to this length.`);
   $("field-instruments").classList.toggle("approximated", !caps.instruments);
+  const transfer = Boolean(mode && mode.name === TRANSFER_MODE);  // only RAVE can play a clip itself
+  $("reference-transfer-box").hidden = !transfer;
+  $("reference-transfer-hint").hidden = !transfer;
+  if (!transfer) $("reference-transfer").checked = false;
   const dataset = mode && mode.name === "dataset";
   for (const span of document.querySelectorAll(".tile-count")) {
     const n = counts[span.dataset.genre] || 0;
@@ -347,39 +356,96 @@ async function submit(event) {
   await follow(job);
 }
 
-async function follow(current) {
-  let failures = 0;
-  for (;;) {
-    let state;
-    try {
-      state = await api(`/api/tracks/${current.id}`);
-      failures = 0;
-    } catch (err) {
-      if (++failures < 5) { await sleep(800); continue; }
-      finish();
-      showError(err);
-      return;
-    }
-    showProgress(state);
-    if (state.status === "done") {
-      finish();
-      status(`Done in ${state.meta.timings.total.toFixed(1)} s.`);
-      onDone(state);
-      return;
-    }
-    if (state.status === "error") {
-      finish();
-      const e = state.error || {};
-      showError(new ApiError(sentence(e.message || "the generation failed"), { status: e.status, field: e.field }));
-      return;
-    }
-    if (state.status === "cancelled") {
-      finish();
-      status("Cancelled. Nothing was made.");
-      return;
-    }
-    await sleep(350);
+/** Follow a job to its end; a failure goes to onFailure (the form's fields by default). */
+async function follow(current, onFailure = showError) {
+  let state;
+  try {
+    state = await followJob(current.id, showProgress);
+  } catch (err) {
+    finish();
+    onFailure(err);
+    return;
   }
+  finish();
+  if (state.status === "done") {
+    const took = state.meta && state.meta.timings && state.meta.timings.total;
+    status(typeof took === "number" ? `Done in ${took.toFixed(1)} s.` : "Done.");
+    onDone(state);
+  } else if (state.status === "error") {
+    onFailure(jobError(state, "the generation failed"));
+  } else {
+    status("Cancelled. Nothing was made.");
+  }
+}
+
+// -- more like this: a clip, heard, then a generation like it ------------------------------------
+async function fromReference() {
+  if (job) return;
+  clearErrors();
+  clearReferenceError();
+  const file = $("reference-file").files[0];
+  if (!file) {
+    showReferenceError("Choose an audio clip first.");
+    return;
+  }
+  const body = new FormData();
+  body.append("file", file);
+  const mode = currentMode();
+  if (mode) body.append("mode", mode.name);
+  // without the classifier the genre cannot be heard: the form's genre stands in
+  const genre = (document.querySelector('input[name="genre"]:checked') || {}).value;
+  if (classifierMissing && genre) body.append("genre", genre);
+  if (!$("reference-transfer-box").hidden && $("reference-transfer").checked) body.append("transfer", "true");
+  $("reference-heard").replaceChildren();
+  setBusy(true);
+  showProgress({ status: "running", progress: 0, message: `listening to ${file.name}` });
+  let started;
+  try {
+    started = await api("/api/tracks/from-reference", { method: "POST", body });
+  } catch (err) {
+    setBusy(false);
+    showReferenceError(err.message);
+    return;
+  }
+  showHeard(started.heard || {}, started.request || {}, started.transfer);
+  job = { id: started.id };
+  await follow(job, (err) => showReferenceError(err.message));
+}
+
+/** What was heard in the clip, and where each field of the request came from. */
+function showHeard(heard, request, transfer) {
+  const fromClip = new Set(heard.from_clip || []);
+  const source = (name) => fromClip.has(name) ? "heard in the clip" : "from the form";
+  const genre = heard.genre
+    ? `${genreName(heard.genre.name)} (${Math.round(heard.genre.probability * 100)}% sure)`
+    : `not heard${heard.genre_reason ? `: ${heard.genre_reason.split(":")[0].replace(/\.$/, "")}` : ""}`;
+  const rows = [
+    ["Clip", heard.filename || "—"],
+    ["Genre", genre],
+    ["Tempo", heard.tempo ? `${Math.round(heard.tempo)} BPM` : "no steady beat"],
+    ["Key", heard.key ? heard.key.key : "none heard"],
+    ["Length", typeof heard.length === "number" ? duration(heard.length) : "—"],
+    ["Making", [request.genre ? `${genreName(request.genre)} (${source("genre")})` : null,
+      request.tempo ? `${Math.round(request.tempo)} BPM (${source("tempo")})` : null,
+      typeof request.length === "number" ? `${duration(request.length)} (${source("length")})` : null,
+      transfer ? "by timbre transfer" : null].filter(Boolean).join(", ") || "—"],
+  ];
+  $("reference-heard").replaceChildren(h("p", { class: "heard-title" }, "Heard in the clip"),
+    h("dl", { class: "summary-list" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+}
+
+function showReferenceError(message) {
+  $("reference-error").textContent = message;
+  $("reference-error").hidden = false;
+  $("reference-file").setAttribute("aria-invalid", "true");
+  $("field-reference").classList.add("invalid");
+}
+
+function clearReferenceError() {
+  $("reference-error").hidden = true;
+  $("reference-error").textContent = "";
+  $("reference-file").removeAttribute("aria-invalid");
+  $("field-reference").classList.remove("invalid");
 }
 
 async function cancel() {
@@ -400,6 +466,7 @@ function finish() {
 
 function setBusy(busy) {
   $("generate").disabled = busy;
+  $("reference-go").disabled = busy;
   $("generate").textContent = busy ? "Generating…" : "Generate";
   $("job").hidden = !busy;
   $("cancel").disabled = !busy;

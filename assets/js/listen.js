@@ -2,9 +2,12 @@
 // every track made before ("Your tracks"). The formats offered for download come from /api/options;
 // a finished track's own links and notes come from GET /api/tracks/{id} (`files`, `file_notes`, and
 // `stems` when its mode made the parts apart). A loop plays round and round.
-import { api } from "./api.js";
+// A finished track can be extended (a new track that continues it: "Keep going"); a track made as one
+// of several candidates shows its group ("Variations"): audition any, keep the ones worth keeping.
+// "Your tracks" lists each group's chosen track and the kept variations, not the others.
+import { api, followJob, jobError } from "./api.js";
 import { renderSimilar } from "./library.js";
-import { $, h, ago, bpm, clock, duration, percent, GENRE_COLOURS, ICONS } from "./util.js";
+import { $, h, ago, bpm, capitalise, clock, duration, percent, GENRE_COLOURS, ICONS } from "./util.js";
 
 const state = {
   player: null,
@@ -13,18 +16,29 @@ const state = {
   modeLabels: {},
   genreLabels: {},
   trackId: null,          // the track on the player (or being opened)
-  tracks: [],             // the history, newest first
+  meta: null,             // its metadata, once open
+  tracks: [],             // the history, newest first: what "Your tracks" lists
+  allTracks: [],          // every stored track the server listed, variations included
+  kept: new Set(),        // variations kept in this page (before the list catches up)
+  lengthMax: 300,         // the longest track (/api/options length.max)
+  extension: null,        // the extension job being followed: {id, parent}
 };
+
+const HISTORY_FETCH = 200;  // variations share the list with the tracks shown: ask for more
 
 /** The player and where to say what went wrong; call before anything else here. */
 export function initListen({ player, showBanner }) {
   state.player = player;
   state.showBanner = showBanner;
+  $("extend-form").addEventListener("submit", extend);
+  $("extend-cancel").addEventListener("click", cancelExtension);
+  $("extend-seconds").addEventListener("input", clearExtendError);
 }
 
 /** The server's vocabulary: labels of modes and genres, and the formats a track can be downloaded in. */
 export function setListenOptions(options) {
   state.formats = options.formats || [];
+  if (options.length && options.length.max) state.lengthMax = options.length.max;
   for (const m of options.modes) state.modeLabels[m.name] = m.label;
   for (const g of options.genres) state.genreLabels[g.name] = g.label;
 }
@@ -58,6 +72,7 @@ export async function openTrack(id, { autoplay = false } = {}) {
   }
   state.showBanner("");
   const meta = track.meta;
+  state.meta = meta;
   $("empty-player").hidden = true;
   $("player-card").hidden = false;
   $("info-card").hidden = false;
@@ -69,6 +84,8 @@ export async function openTrack(id, { autoplay = false } = {}) {
     meta.created ? `made ${ago(meta.created)}` : null].filter(Boolean).join(" · ");
   renderDownloads(id, meta, track.files || {}, track.file_notes || {}, track.stems);
   renderInfo(meta);
+  renderExtend(meta);
+  renderVariations(id, meta);
   markCurrentInHistory();
   if (location.hash !== `#listen/${id}` && !$("screen-listen").hidden) {
     history.replaceState(null, "", `#listen/${id}`);
@@ -146,7 +163,29 @@ function renderInfo(meta) {
   if (meta.candidates && meta.candidates.tried > 1) {
     rows.push(["Candidates", `best of ${meta.candidates.tried}`]);
   }
+  if (meta.parent) {
+    rows.push(["Extended from", h("a", { href: `#listen/${meta.parent}`, id: "extended-from" }, parentName(meta))]);
+    if (meta.seam) {
+      rows.push(["Seam", `at ${clock(meta.seam.at)} (${meta.seam.at.toFixed(2)} s), ` +
+        `${meta.seam.crossfade.toFixed(2)} s crossfade`]);
+    }
+  }
+  if (meta.transfer && meta.reference) {
+    const ref = meta.reference;
+    rows.push(["Timbre transfer of", `${ref.filename || "an uploaded clip"}` +
+      (typeof ref.length === "number" ? ` (${clock(ref.length)})` : "")]);
+  }
+  if (meta.group && meta.group.chosen !== meta.id) {
+    rows.push(["Variation", `${isKept(meta) ? "kept" : "not chosen"}: one of ${meta.group.tracks.length}`]);
+  }
   $("track-info").replaceChildren(...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
+}
+
+/** The track an extension continues, in words: its title and length when it is in the list. */
+function parentName(meta) {
+  const parent = state.allTracks.find((t) => t.id === meta.parent);
+  if (parent) return `${genreLabel(parent.genre)} · ${modeLabel(parent.mode)}, ${clock(parent.length)}, seed ${parent.seed}`;
+  return meta.seam ? `the ${clock(meta.seam.parent_length)} track it continues` : "the track it continues";
 }
 
 /** ", pitch-shifted +3 semitones" when a mode that cannot write in a key moved its audio onto it. */
@@ -159,8 +198,9 @@ function shifted(shift) {
 // -- history -------------------------------------------------------------------------------------
 export async function loadHistory() {
   try {
-    const { tracks } = await api("/api/tracks?limit=50");
-    state.tracks = tracks;
+    const { tracks } = await api(`/api/tracks?limit=${HISTORY_FETCH}`);
+    state.allTracks = tracks;
+    state.tracks = tracks.filter(listed);
   } catch (err) {
     $("history-status").textContent = `Could not load your tracks. ${err.message}`;
     return;
@@ -171,6 +211,13 @@ export async function loadHistory() {
   $("history").replaceChildren(...state.tracks.map(historyItem));
   markCurrentInHistory();
 }
+
+/** Whether "Your tracks" lists a track: one of no group, its group's chosen one, or a kept variation. */
+function listed(meta) {
+  return !meta.group || meta.group.chosen === meta.id || isKept(meta);
+}
+
+const isKept = (meta) => Boolean(meta.kept) || state.kept.has(meta.id);
 
 function historyItem(meta) {
   const title = `${genreLabel(meta.genre)} · ${modeLabel(meta.mode)}`;
@@ -191,6 +238,7 @@ function historyItem(meta) {
     h("span", { class: "history-text" },
       h("span", { class: "history-title" }, title),
       h("span", { class: "history-meta" }, [clock(meta.length), meta.tempo ? bpm(meta.tempo) : null, `seed ${meta.seed}`, fit,
+        meta.parent ? "extended" : null, meta.group && meta.group.chosen !== meta.id ? "kept variation" : null,
         meta.created ? ago(meta.created) : null].filter(Boolean).join(" · ")),
       downloads));
 }
@@ -202,4 +250,187 @@ function markCurrentInHistory() {
     if (current) li.setAttribute("aria-current", "true");
     else li.removeAttribute("aria-current");
   }
+}
+
+// -- keep going: extend the open track ------------------------------------------------------------
+/** The extend control for the open track: its room under the length limit, or why it cannot grow. */
+function renderExtend(meta) {
+  $("extend-card").hidden = false;
+  if (state.extension) return;  // an extension is running: its progress stays as it is
+  const room = Math.floor(state.lengthMax - meta.length);
+  const input = $("extend-seconds");
+  const blocked = meta.loop ? "A seamless loop is repeated, not extended."
+    : meta.transfer ? "A timbre transfer follows its clip, and there is no more of the clip to transfer."
+    : room < 1 ? `This track is already ${duration(meta.length)}, the longest a track can be.` : null;
+  $("extend").disabled = Boolean(blocked);
+  input.disabled = Boolean(blocked);
+  input.max = String(Math.max(room, 1));
+  const value = Number(input.value);
+  if (!blocked && (!Number.isFinite(value) || value < 1 || value > room)) input.value = String(Math.min(15, room));
+  $("extend-hint").textContent = blocked ||
+    `Continues this track as a new one (this one stays as it is): up to ${room} more seconds, ` +
+    `${duration(state.lengthMax)} in all.`;
+  clearExtendError();
+  $("extend-done").textContent = "";
+}
+
+async function extend(event) {
+  event.preventDefault();
+  if (state.extension || !state.trackId) return;
+  clearExtendError();
+  $("extend-done").textContent = "";
+  const parent = state.trackId;
+  const raw = $("extend-seconds").value.trim();
+  // text that is not a number goes as typed, for the server to explain
+  const seconds = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+  setExtending(true);
+  showExtendProgress({ status: "queued", progress: 0 });
+  let started;
+  try {
+    started = await api(`/api/tracks/${parent}/extend`, { method: "POST", body: { seconds } });
+  } catch (err) {
+    setExtending(false);
+    showExtendError(err);
+    return;
+  }
+  state.extension = { id: started.id, parent };
+  let final;
+  try {
+    final = await followJob(started.id, showExtendProgress);
+  } catch (err) {
+    final = { status: "error", error: { message: err.message } };
+  }
+  state.extension = null;
+  setExtending(false);
+  if (final.status === "done") {
+    await loadHistory();
+    const opening = openTrack(final.id, { autoplay: true });  // first: the route then finds it open
+    location.hash = `#listen/${final.id}`;
+    await opening;
+    if (state.trackId === final.id) $("extend-done").textContent = `Extended to ${duration(final.meta.length)}: the new track is playing.`;
+  } else if (final.status === "error") {
+    showExtendError(jobError(final, "the extension failed"));
+  } else {
+    $("extend-done").textContent = "Extension cancelled. Nothing was made.";
+  }
+}
+
+async function cancelExtension() {
+  if (!state.extension) return;
+  $("extend-cancel").disabled = true;
+  $("extend-status").textContent = "Cancelling…";
+  try {
+    await api(`/api/tracks/${state.extension.id}/cancel`, { method: "POST" });
+  } catch (err) {
+    showExtendError(err);
+  }
+}
+
+function setExtending(busy) {
+  $("extend").disabled = busy;
+  $("extend").textContent = busy ? "Extending…" : "Extend";
+  $("extend-job").hidden = !busy;
+  $("extend-cancel").disabled = !busy;
+}
+
+function showExtendProgress(job) {
+  const p = Math.round((job.progress || 0) * 100);
+  $("extend-status").textContent = job.status === "queued" ? "Waiting for a free worker…"
+    : job.status === "running" ? `${capitalise(job.message || "extending")}…` : capitalise(job.status);
+  $("extend-percent").textContent = `${p}%`;
+  $("extend-bar").setAttribute("aria-valuenow", String(p));
+  $("extend-bar").firstElementChild.style.width = `${p}%`;
+}
+
+function showExtendError(err) {
+  $("extend-error").textContent = err.message || String(err);
+  $("extend-error").hidden = false;
+  if (!err.field || err.field === "seconds") $("extend-seconds").setAttribute("aria-invalid", "true");
+}
+
+function clearExtendError() {
+  $("extend-error").hidden = true;
+  $("extend-error").textContent = "";
+  $("extend-seconds").removeAttribute("aria-invalid");
+}
+
+// -- variations: the open track's group -------------------------------------------------------------
+/** The group's members, best first: audition any on the player, keep a variation that was not chosen. */
+async function renderVariations(id, meta) {
+  const card = $("variations-card");
+  const group = meta.group;
+  if (!group || !group.tracks || group.tracks.length < 2) {
+    card.hidden = true;
+    $("variations").replaceChildren();
+    return;
+  }
+  if (card.dataset.group !== group.id) $("variations-status").textContent = "";
+  card.dataset.group = group.id;
+  card.hidden = false;
+  $("variations-hint").textContent = `${group.tracks.length} versions were made from this request; the one that ` +
+    "sounded most like the genre was chosen. Your tracks lists it and the ones you keep.";
+  const metas = await memberMetas(group, meta);
+  if (state.trackId !== id) return;  // another track was opened meanwhile
+  $("variations").replaceChildren(...group.tracks.map((member, i) => variationItem(member, i, group, metas[member.id])));
+}
+
+/** Each member's stored metadata (for its kept flag): from the list when it is there, else asked for. */
+async function memberMetas(group, open) {
+  const known = Object.fromEntries(state.allTracks.map((t) => [t.id, t]));
+  known[open.id] = open;
+  const missing = group.tracks.filter((m) => !known[m.id]);
+  const answers = await Promise.all(missing.map((m) => api(`/api/tracks/${m.id}`).catch(() => null)));
+  for (const answer of answers) if (answer && answer.meta) known[answer.id] = answer.meta;
+  return known;
+}
+
+function variationItem(member, index, group, meta) {
+  const chosen = member.id === group.chosen;
+  const kept = !chosen && (state.kept.has(member.id) || Boolean(meta && meta.kept));
+  const current = member.id === state.trackId;
+  const name = `variation ${index + 1}, seed ${member.seed}`;
+  const fit = typeof member.genre_fit === "number" ? `${percent(member.genre_fit)} genre fit` : "genre fit unknown";
+  const play = h("button", { type: "button", class: "icon-btn", html: ICONS.play,
+    "aria-label": current ? `Play or pause ${name}` : `Audition ${name}` });
+  play.addEventListener("click", () => {
+    if (state.trackId === member.id) { state.player.toggle(); return; }
+    history.replaceState(null, "", `#listen/${member.id}`);
+    openTrack(member.id, { autoplay: true });
+  });
+  const badges = [chosen ? h("span", { class: "badge chosen" }, "Chosen") : null,
+    kept ? h("span", { class: "badge kept" }, "Kept") : null,
+    current ? h("span", { class: "badge current" }, "On the player") : null];
+  let keep = null;
+  if (!chosen && !kept) {
+    keep = h("button", { type: "button", class: "btn secondary small", "aria-label": `Keep ${name}` }, "Keep");
+    keep.addEventListener("click", () => keepVariation(member, index, keep));
+  }
+  return h("li", { class: `variation${current ? " current" : ""}`, dataset: { id: member.id },
+    "aria-current": current ? "true" : null },
+    play,
+    h("span", { class: "variation-text" },
+      h("span", { class: "variation-title" }, `Variation ${index + 1}`, ...badges),
+      h("span", { class: "variation-meta" }, `seed ${member.seed} · ${fit}`)),
+    keep);
+}
+
+async function keepVariation(member, index, button) {
+  button.disabled = true;
+  $("variations-status").textContent = "";
+  try {
+    await api(`/api/tracks/${member.id}/keep`, { method: "POST" });
+  } catch (err) {
+    button.disabled = false;
+    $("variations-status").textContent = `Could not keep variation ${index + 1}. ${err.message}`;
+    return;
+  }
+  state.kept.add(member.id);
+  await loadHistory();
+  if (state.meta) {
+    renderInfo(state.meta);
+    await renderVariations(state.trackId, state.meta);
+  }
+  $("variations-status").textContent = `Kept variation ${index + 1}: it is in Your tracks now.`;
+  const item = $("variations").querySelector(`li[data-id="${member.id}"] button`);
+  if (item) item.focus();
 }
