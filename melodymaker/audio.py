@@ -189,17 +189,23 @@ def normalize(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -> np
     return normalize_with_gain(y, sr, target_lufs=target_lufs)[0]
 
 
-def normalize_with_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS
+def normalize_with_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS, loop: bool = False
                         ) -> tuple[np.ndarray, np.ndarray]:
     """normalize(), and the gain it applied to each sample (the loudness gain times the limiter's
-    gain curve), shape (n,): multiplying a part of y by it treats the part as the whole was."""
+    gain curve), shape (n,): multiplying a part of y by it treats the part as the whole was.
+    loop: y plays round (its end runs on into its start), and so does the limiter."""
     y = np.asarray(y, dtype=np.float32)
     gain = loudness_gain(y, sr, target_lufs=target_lufs)
     if gain is None:  # silence: nothing to normalise
         return y.copy(), np.ones(len(y), dtype=np.float32)
-    scaled, out = limit_scaled(y, gain)
-    safe = np.where(scaled != 0, scaled, np.float32(1))
-    curve = np.where(scaled != 0, out / safe, np.float32(1)) * gain
+    curve = gain * limiter_gain(y * np.float32(gain), sr, loop=loop)
+    out = y * curve
+    # limiting takes a little loudness off peaky audio: give it back once, and limit again
+    short = target_lufs - loudness(out, sr)
+    if short > 0.2:
+        gain *= 10 ** (short / 20)
+        curve = gain * limiter_gain(y * np.float32(gain), sr, loop=loop)
+        out = y * curve
     return out.astype(np.float32), curve.astype(np.float32)
 
 
@@ -209,21 +215,22 @@ def loudness_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -
     return None if current <= -70 else float(np.float32(10 ** ((target_lufs - current) / 20)))
 
 
-def limit_scaled(y: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
-    """(y * gain, the same kept under the peak ceiling by the limiter when it would pass it)."""
+def limit_scaled(y: np.ndarray, gain: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(y * gain, the same with its true peak held at the ceiling by the look-ahead limiter)."""
     scaled = np.asarray(y, dtype=np.float32) * np.float32(gain)
-    if float(np.max(np.abs(scaled), initial=0.0)) > PEAK_CEILING:
-        return scaled, soft_limit(scaled, PEAK_CEILING)
-    return scaled, scaled
+    return scaled, scaled * limiter_gain(scaled, sr)
 
 
-def soft_limit(y: np.ndarray, ceiling: float) -> np.ndarray:
-    """Gentle tanh knee above half the ceiling, so peaks never exceed it."""
-    knee = ceiling * 0.5
-    out = y.copy()
-    over = np.abs(y) > knee
-    out[over] = np.sign(y[over]) * (knee + (ceiling - knee) * np.tanh((np.abs(y[over]) - knee) / (ceiling - knee)))
-    return out
+def limiter_gain(y: np.ndarray, sr: int, *, loop: bool = False) -> np.ndarray:
+    """The mastering limiter's gain per sample (melodymaker.mastering): 1 where the true peak is
+    under -1 dBTP, a smooth dip ahead of and after each peak that would pass it. loop: y plays
+    round, so the limiter sees its end run on into its start (the gain is continuous there too)."""
+    from .mastering import LOOKAHEAD, RELEASE, limit_gain
+    if not loop or len(y) == 0:
+        return limit_gain(y, sr)
+    pad = min(len(y), int((LOOKAHEAD + RELEASE) * sr) + 8)
+    ring = np.concatenate([y[-pad:], y, y[:pad]])
+    return limit_gain(ring, sr)[pad:pad + len(y)]
 
 
 def encode(y: np.ndarray, sr: int, fmt: str, *, loop: tuple[int, int] | None = None) -> bytes:

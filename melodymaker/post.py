@@ -79,9 +79,10 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
         y = audio.fit_length(y, n)
         y = audio.fades(y, sr, fade_in=0.01, fade_out=fade_out)
         gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01, fade_out=fade_out)
-    # the limiter is memoryless: it treats a loop's seam as any other sample
+    # the limiter looks ahead over a loop's seam as over any other sample (a loop is one pass
+    # of audio that continues into itself, so its gain dip at the end matches no dip at the start)
     loudness_gain = audio.loudness_gain(y, sr)
-    y, level = audio.normalize_with_gain(y, sr)
+    y, level = audio.normalize_with_gain(y, sr, loop=request.loop)
     handover, context = None, None
     if not request.loop:
         handover, context = hand_over(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,
@@ -208,7 +209,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     gain = matched_gain(parent.audio, y, seam, first, sr) or post["gain"]
     if gain is None:  # a parent stored before its gain was: match its measured loudness instead
         gain = audio.loudness_gain(new, sr, target_lufs=parent_meta.get("loudness_lufs", audio.TARGET_LUFS)) or 1.0
-    _, new = audio.limit_scaled(new, gain)
+    _, new = audio.limit_scaled(new, gain, sr)
     out = np.empty(n, dtype=np.float32)
     out[:seam] = parent.audio[:seam]
     out[seam:] = new
@@ -255,7 +256,7 @@ def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first:
         return None
     p = np.asarray(parent[lo:seam], dtype=np.float64)
     c = np.asarray(continuation[lo - first:seam - first], dtype=np.float64)
-    linear = np.abs(p) < 0.5 * audio.PEAK_CEILING      # where the parent's limiter left it alone
+    linear = np.abs(p) < 0.5 * audio.PEAK_CEILING      # (mostly) where the parent's limiter left it alone
     p, c = p[linear], c[linear]
     cc, pp, pc = float(c @ c), float(p @ p), float(p @ c)
     if cc <= 0 or pp <= 0 or pc / np.sqrt(cc * pp) < 0.9:
