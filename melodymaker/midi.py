@@ -64,6 +64,18 @@ def transcribe(y: np.ndarray, sr: int, *, tempo: float | None = None,
 DEFAULT_SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
 """The small General MIDI SoundFont that pretty_midi ships (no download needed)."""
 
+SYSTEM_SOUNDFONTS = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),          # Debian/Ubuntu: fluid-soundfont-gm
+    Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),   # musescore-general-soundfont(-small)
+    Path("/usr/share/sounds/sf2/MuseScore_General.sf2"),
+    Path("/usr/share/soundfonts/FluidR3_GM.sf2"),          # Fedora, Arch: fluid-soundfont-gm, soundfont-fluid
+    Path("/opt/homebrew/share/soundfonts/FluidR3_GM.sf2"),  # macOS: brew install fluid-synth's fonts
+)
+"""General MIDI fonts a package manager installs, best first (all MIT-licensed)."""
+SHARED_ABOVE = 32 * 2 ** 20
+"""Fonts larger than this (bytes) are loaded into one synthesizer per process that renders take
+turns on; smaller ones get a synthesizer per concurrent render."""
+
 REVERB_SECONDS = 1.6
 REVERB_WET = 0.5
 _synths: dict[tuple[Path, int], list] = {}   # (font, sr) -> idle synthesizers, font loaded
@@ -81,22 +93,60 @@ def soundfont_path(soundfont: Path | str | None = None) -> Path:
     return path
 
 
+def request_soundfont(models_dir: Path | None = None) -> Path:
+    """The best General MIDI font on this machine, for compose requests: the first .sf2/.sf3 in
+    models/soundfonts/ (yours, git-ignored), else FluidR3_GM, else MuseScore General, else the
+    TimGM6mb that pretty_midi ships. The built-in library and evaluate stay on TimGM6mb."""
+    own = sorted(Path(models_dir, "soundfonts").glob("*.sf[23]")) if models_dir else []
+    return next((p for p in (*own, *SYSTEM_SOUNDFONTS) if p.is_file()), DEFAULT_SOUNDFONT)
+
+
+def soundfont_info(path: Path) -> dict:
+    """What the page and the metadata say about a font: its name, path and size."""
+    return {"name": path.name, "path": str(path), "megabytes": round(path.stat().st_size / 2 ** 20, 1),
+            "bundled": path == DEFAULT_SOUNDFONT}
+
+
+_font_turns: dict[tuple[Path, int], threading.Lock] = {}   # a large font's one synthesizer, taken in turn
+
+
 def _take_synth(path: Path, sr: int):
-    """An idle synthesizer with the font loaded; each font is parsed once per process and
-    concurrent renders each get their own synthesizer (a synth holds playing state)."""
+    """A synthesizer with the font loaded (a synth holds playing state, so one render at a time
+    uses it). Each font is parsed once per process. A small font gets a synthesizer per
+    concurrent render; a large one (over SHARED_ABOVE) has one, which renders take in turn, so
+    the process holds one copy of its samples (FluidR3's are about 0.46 GB once loaded)."""
     import tinysoundfont
+    shared = path.stat().st_size > SHARED_ABOVE
+    if shared:
+        with _synths_lock:
+            turn = _font_turns.setdefault((path, sr), threading.Lock())
+        turn.acquire()
     with _synths_lock:
         idle = _synths.setdefault((path, sr), [])
         if idle:
             return idle.pop()
-    synth = tinysoundfont.Synth(samplerate=sr)
-    synth.sfid = synth.sfload(str(path))
+    try:
+        synth = tinysoundfont.Synth(samplerate=sr)
+        synth.sfid = synth.sfload(str(path))
+    except BaseException:
+        if shared:
+            turn.release()
+        raise
     return synth
 
 
 def _give_back(path: Path, sr: int, synth) -> None:
     with _synths_lock:
         _synths[(path, sr)].append(synth)
+        turn = _font_turns.get((path, sr))
+    if turn is not None:
+        turn.release()
+
+
+def loaded_synths() -> dict[str, int]:
+    """Font name -> synthesizers this process has loaded (each holds a copy of its samples)."""
+    with _synths_lock:
+        return {path.name: len(idle) for (path, _), idle in _synths.items()}
 
 
 @lru_cache(maxsize=4)

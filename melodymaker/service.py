@@ -402,6 +402,8 @@ class Service:
                             "skipped": [s.__dict__ for s in self.library.skipped]},
                 "models": {m["name"]: {"available": m["available"], "reason": m["reason"]}
                            for m in self.modes(strict=True)},
+                # what compose requests render through (the library and evaluate: TimGM6mb)
+                "soundfont": getattr(self.engines.get("compose"), "font", lambda: None)(),
                 "jobs": {"backend": type(self.jobs).__name__, "workers": self.jobs.workers,
                          "pending": self.jobs.pending(),
                          **({"live_workers": self.jobs.roster().public()} if self.remote else {})}}

@@ -21,10 +21,16 @@ import numpy as np
 import soundfile as sf
 
 from ..options import GENRES, SAMPLE_RATE
+from ..midi import DEFAULT_SOUNDFONT
 from .composer import perform
 from .styles import STYLES
 
 BUILDER_VERSION = 1
+LIBRARY_STYLE_VERSION = 1
+"""The composer's styles the library is built with (styles.STYLE_VERSIONS); a newer one applies to
+compose requests, and to a library only once the models are retrained on it."""
+BEFORE_PINNING = {"soundfont": DEFAULT_SOUNDFONT.name, "style_version": 1}
+"""What a sidecar written before these were recorded was built with."""
 TARGET_RMS_DB = -20.0
 """Clips are levelled to this RMS (dBFS), peaks kept at or below PEAK."""
 PEAK = 0.98
@@ -48,7 +54,10 @@ def clip_spec(genre: str, index: int, seed: int, duration: float) -> dict:
             "seed": rng.randrange(2 ** 31), "tempo": float(rng.randint(*style.tempo)),
             "kit": rng.choice(style.kits),
             "instruments": instruments, "duration": float(duration),
-            "sample_rate": SAMPLE_RATE, "builder_version": BUILDER_VERSION, "run_on": RUN_ON}
+            "sample_rate": SAMPLE_RATE, "builder_version": BUILDER_VERSION, "run_on": RUN_ON,
+            # pinned, whatever font compose requests use, so that clip i of a seed is the same
+            # everywhere and the models keep their training data
+            "soundfont": DEFAULT_SOUNDFONT.name, "style_version": LIBRARY_STYLE_VERSION}
 
 
 def clip_paths(out: Path, genre: str, index: int) -> tuple[Path, Path]:
@@ -92,7 +101,7 @@ def _is_current(audio: Path, sidecar: Path, spec: dict) -> bool:
         frames = sf.info(str(audio)).frames
     except (OSError, ValueError, RuntimeError):
         return False
-    return ({k: on_disk.get(k) for k in spec} == spec
+    return ({k: on_disk.get(k, BEFORE_PINNING.get(k)) for k in spec} == spec
             and frames == int(round(spec["duration"] * SAMPLE_RATE)))
 
 
@@ -107,7 +116,7 @@ def build_clip(job: tuple[str, str, int, int, float]) -> str:
     # seconds on a held final chord that sounds alike in every genre
     y, _, facts = perform(genre, tempo=spec["tempo"], length=duration + RUN_ON,
                           instruments=tuple(spec["instruments"]), seed=spec["seed"],
-                          kit=spec["kit"])
+                          kit=spec["kit"], soundfont=DEFAULT_SOUNDFONT)
     n = int(round(duration * SAMPLE_RATE))
     y = y[:n] * _fade_out(n, int(FADE * SAMPLE_RATE))
     audio.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from ..errors import GenerationFailed, InvalidRequest
-from ..midi import soundfont_path
 from ..options import SAMPLE_RATE
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
@@ -47,8 +46,20 @@ class ComposeEngine(Engine):
                                  f"in ({style.meter_note}); for {request.genre}: "
                                  f"{', '.join(style.meter_names)}", field="meter")
 
+    def describe(self) -> dict:
+        """The capability table's entry, with the SoundFont compose requests render through."""
+        return {**super().describe(), "soundfont": self.font()}
+
+    def font(self) -> dict | None:
+        from ..midi import soundfont_info, soundfont_path
+        try:
+            return soundfont_info(soundfont_path(self.soundfont))
+        except GenerationFailed:
+            return None
+
     def generate(self, request, progress: Progress = no_progress) -> Track:
         from ..compose.composer import perform_parts
+        from ..midi import soundfont_path
         self.check(request)
         started = time.perf_counter()
         progress(0.05, "composing")
@@ -69,6 +80,7 @@ class ComposeEngine(Engine):
         every note before it is the parent's, so the render up to there is the parent's too), to
         the new length; the whole timeline, for a hard cut at that bar line."""
         from ..compose.composer import perform_parts
+        from ..midi import soundfont_path
         request = parent.request
         started = time.perf_counter()
         progress(0.05, "continuing the score")
@@ -89,5 +101,7 @@ class ComposeEngine(Engine):
 
 
 def load(settings, library=None) -> ComposeEngine:
-    """The composer with the configured SoundFont (None: the GM font pretty_midi ships)."""
-    return ComposeEngine(settings.soundfont)
+    """The composer with the configured SoundFont (MELODYMAKER_SOUNDFONT), else the best General
+    MIDI font on the machine (midi.request_soundfont)."""
+    from ..midi import request_soundfont
+    return ComposeEngine(settings.soundfont or request_soundfont(settings.models_dir))

@@ -19,7 +19,10 @@ def _settings(paths: dict):
     from ..settings import Settings
     if "queue" in Settings.__dataclass_fields__:  # generate here, whatever queue a server uses
         paths = {**paths, "queue": ""}
-    return Settings.from_env(**paths)
+    from ..midi import DEFAULT_SOUNDFONT
+    # compose renders through the font the library was built with, whatever the machine has, so
+    # that figures compare across machines
+    return Settings.from_env(**{"soundfont": DEFAULT_SOUNDFONT, **paths})
 
 
 def peak_memory_mb() -> float:
