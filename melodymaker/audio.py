@@ -5,6 +5,7 @@ Audio is float32 mono, shape (n,), range [-1, 1], unless a docstring says otherw
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +99,28 @@ def warm_up() -> None:
     time_stretch(y, 1.1)
 
 
-def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None) -> np.ndarray:
-    """Phase-vocoder stretch by `rate` (>1 = faster); exactly n_out samples when given."""
-    import librosa
+STRETCHERS = ("phase-vocoder", "rubberband")
+STRETCHER = os.environ.get("MELODYMAKER_STRETCHER", "phase-vocoder")
+"""How time_stretch() stretches: librosa's phase vocoder, or Rubber Band (pedalboard's offline
+stretcher, high-quality mode). scripts/compare_stretch.py measures the two on the same requests."""
+
+
+def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None, *, sr: int = SAMPLE_RATE,
+                 method: str | None = None) -> np.ndarray:
+    """Audio stretched by `rate` (>1 = faster) at the same pitch; exactly n_out samples when given."""
+    method = method or STRETCHER
     if abs(rate - 1.0) < 1e-4 or len(y) < 2048:
         out = y
-    else:
+    elif method == "rubberband":
+        import pedalboard
+        out = pedalboard.time_stretch(np.ascontiguousarray(y, dtype=np.float32)[None, :], sr, float(rate),
+                                      high_quality=True)[0]
+    elif method == "phase-vocoder":
+        import librosa
         out = librosa.effects.time_stretch(y, rate=rate)
-    return fit_length(out, n_out if n_out is not None else len(out))
+    else:
+        raise ValueError(f"unknown stretcher {method!r}; one of {', '.join(STRETCHERS)}")
+    return fit_length(np.asarray(out, dtype=np.float32), n_out if n_out is not None else len(out))
 
 
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
@@ -284,7 +299,7 @@ def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, di
     if not measured:
         return y, {"measured_before": None, "rate": 1.0}
     rate = stretch_rate(measured, target)
-    out = time_stretch(y, rate, int(round(len(y) / rate)))
+    out = time_stretch(y, rate, int(round(len(y) / rate)), sr=sr)
     return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}
 
 

@@ -75,7 +75,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
             # the conform sped it up by more than source_length() allowed for: a slight extra
             # stretch (reported) rather than zeros at the end
             meta["length_fit_rate"] = round(len(y) / n, 4)
-            y = audio.time_stretch(y, len(y) / n, n)
+            y = audio.time_stretch(y, len(y) / n, n, sr=sr)
         y = audio.fit_length(y, n)
         y = audio.fades(y, sr, fade_in=0.01, fade_out=fade_out)
         gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01, fade_out=fade_out)
@@ -192,7 +192,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     if post["key_shift"]:
         y = audio.pitch_shift(y, sr, post["key_shift"])
     if rate != 1.0:
-        y = audio.time_stretch(y, rate, int(round(len(y) / rate)))
+        y = audio.time_stretch(y, rate, int(round(len(y) / rate)), sr=sr)
     n, n_parent = int(round(request.length * sr)), len(parent.audio)
     fade_n = int(round(post["fade_out"] * sr))
     seam = int(round(continuation.meta.get("seam", (n_parent - fade_n) / sr) * sr))
@@ -203,7 +203,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
         raise ValueError(f"the continuation starts at {first / sr:.3f} s, after the seam at {seam / sr:.3f} s")
     want = n - seam
     if 0 < len(new) < want:  # a little short after the conform: stretch slightly, never pad silence
-        new = audio.time_stretch(new, len(new) / want, want)
+        new = audio.time_stretch(new, len(new) / want, want, sr=sr)
     new = audio.fit_length(new, want)
     new = audio.fades(new, sr, fade_in=0.0, fade_out=min(1.0, 0.08 * request.length))
     gain = matched_gain(parent.audio, y, seam, first, sr) or post["gain"]
