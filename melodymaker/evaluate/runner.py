@@ -13,6 +13,7 @@ from . import ceilings
 from .requests import tempo_error
 from .scoring import judge, load_judges
 from .silence import silent_edges
+from .transients import onset_sharpness
 
 
 def _settings(paths: dict):
@@ -74,6 +75,7 @@ def run_mode(mode: str, requests: list[dict], paths: dict, show_progress: bool,
                "measured_tempo": meta.get("measured_tempo"),
                "tempo_error_pct": tempo_error(req.tempo, meta.get("measured_tempo")),
                "lead_ms": round(lead_ms, 1), "tail_ms": round(tail_ms, 1),
+               "onset_sharpness": onset_sharpness(y, track.sr),
                **key_cells(meta.get("key"))}
         if judges is not None:
             scores, vector = judge(judges, y, track.sr, req.genre)

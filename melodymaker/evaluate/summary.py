@@ -12,7 +12,7 @@ ROW_KEYS = (
     "judges_reason", "tempo_error_median_pct",
     "key_tracks", "key_exact", "key_fifth", "key_relative", "key_parallel", "key_score",
     "length_error_max_ms", "tails_over_limit",
-    "tail_max_ms", "lead_max_ms", "realtime_factor_median", "peak_memory_mb",
+    "tail_max_ms", "lead_max_ms", "realtime_factor_median", "peak_memory_mb", "onset_sharpness_median",
     "frechet_distance", "frechet_floor", "frechet_reason", "spread_ratio",
     "ceiling_path", "ceiling_clips", "ceiling_fit_cnn", "ceiling_fit_features", "ceiling_genre_fit",
     "ceiling_mrstft", "ceiling_reason")
@@ -50,6 +50,9 @@ def summarise(mode: str, result: dict, reference: dict, ceiling: dict | None) ->
         tail_max_ms=_round(max(r["tail_ms"] for r in done), 0) if done else None,
         lead_max_ms=_round(max(r["lead_ms"] for r in done), 0) if done else None,
         realtime_factor_median=_round(np.median([r["rtf"] for r in done]), 2) if done else None,
+        onset_sharpness_median=_round(np.median([r["onset_sharpness"] for r in done
+                                                 if r.get("onset_sharpness") is not None]), 2)
+        if any(r.get("onset_sharpness") is not None for r in done) else None,
         peak_memory_mb=_round(result["peak_mb"], 1))
     if errors and not done:
         row["reason"] = f"every request failed: {errors[0]['error']}"
@@ -126,7 +129,8 @@ COLUMNS = (
     ("tempo_error_median_pct", "tempo err % (median)"),
     ("key", "key: exact (5th/rel/par)"), ("length_error_max_ms", "length err ms (max)"),
     ("tails", f"tail > {TAIL_LIMIT_MS:g} ms (max ms)"), ("realtime_factor_median", "× real time (median)"),
-    ("peak_memory_mb", "peak MB"), ("frechet", "Fréchet (lib/lib floor)"), ("spread_ratio", "spread (vs lib)"),
+    ("peak_memory_mb", "peak MB"), ("onset_sharpness_median", "onset sharpness"),
+    ("frechet", "Fréchet (lib/lib floor)"), ("spread_ratio", "spread (vs lib)"),
     ("ceiling_fit_cnn", "ceiling: CNN"), ("ceiling_fit_features", "ceiling: features"),
     ("ceiling_mrstft", "ceiling: MR-STFT"))
 
