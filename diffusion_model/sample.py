@@ -23,7 +23,7 @@ import torch
 
 from melodymaker.trainkit import float_weights, read_checkpoint
 
-from .data import denormalise
+from .data import denormalise, normalise
 from .mdct import MDCT
 from .model import UNet1D, UNetConfig, alpha_sigma
 
@@ -52,33 +52,79 @@ class DDIM:
                overlap: int | None = None, solver: str | None = None,
                progress: Callable[[float], None] | None = None) -> np.ndarray:
         """float32 mono audio of exactly round(seconds * sr) samples."""
+        samples = int(round(seconds * self.sr))
+        settings = self._settings(steps, eta, guidance, window, overlap, solver)
+        frames = self._draw(genre, MDCT(self.hop).frames_for(samples), seed, None, settings, progress)
+        return self._audio(frames, samples)
+
+    def continue_audio(self, tail: np.ndarray, genre: str, seconds: float, seed: int, *,
+                       progress: Callable[[float], None] | None = None, **options) -> tuple[np.ndarray, int]:
+        """(float32 audio of exactly round(seconds * sr) samples whose first sample follows the
+        last of `tail`, the number of MDCT frames of the tail it continued from).
+
+        The tail's last MDCT frames, on a grid whose frame boundary is the tail's end, are the
+        known first frames of the first window, as the end of one window is for the next in
+        `sample` (the network was trained to continue them): `overlap` frames by default, fewer of
+        a shorter tail. The last of them straddles the end; its second half is the tail mirrored
+        there. An inverse MDCT frame's half depends only on the same half of its input, so the
+        known frames rebuild the tail exactly up to its end, and from there the mirrored half
+        fades into the new frames: the audio starts at the tail's last value, with no click. A
+        tail under two hops gives no context: a fresh draw, as `sample` makes. Options are
+        `sample`'s."""
+        samples = int(round(seconds * self.sr))
+        settings = self._settings(**options)
+        hop, mdct = self.hop, MDCT(self.hop)
+        whole = len(tail) // hop  # hops of tail on a grid ending at its last sample
+        known = min(settings["overlap"], settings["window"] // 2, whole)
+        if known < 2:
+            return self.sample(genre, seconds, seed, progress=progress, **options), 0
+        end = torch.from_numpy(np.asarray(tail[len(tail) - whole * hop:], np.float32))
+        with torch.no_grad():
+            coeffs = mdct(torch.cat([end, end.flip(0)[:hop]]))
+        # frame j covers samples (j - 1) * hop ... (j + 1) * hop: frame `whole` straddles the end
+        context = normalise(coeffs[:, whole + 1 - known: whole + 1], self.alpha, self.bin_std)
+        lead = (known - 1) * hop  # the part of the inverse that rebuilds the tail
+        frames = self._draw(genre, mdct.frames_for(lead + samples), seed, context, settings, progress)
+        return self._audio(frames, lead + samples)[lead:], known
+
+    def _settings(self, steps=None, eta=None, guidance=None, window=None, overlap=None, solver=None) -> dict:
+        """The sampling settings: those given, else the checkpoint's defaults."""
         d = self.defaults
-        steps = int(steps or d.get("steps", 25))
-        eta = float(d.get("eta", 0.0) if eta is None else eta)
-        guidance = float(d.get("guidance", 2.0) if guidance is None else guidance)
-        window = int(window or d.get("window", 512))
-        overlap = int(d.get("overlap", 64) if overlap is None else overlap)
         solver = solver or d.get("solver", "ddim")
         if solver not in SOLVERS:
             raise ValueError(f"solver {solver!r} is not one of {SOLVERS}")
+        return {"steps": int(steps or d.get("steps", 25)),
+                "eta": float(d.get("eta", 0.0) if eta is None else eta),
+                "guidance": float(d.get("guidance", 2.0) if guidance is None else guidance),
+                "window": int(window or d.get("window", 512)),
+                "overlap": int(d.get("overlap", 64) if overlap is None else overlap), "solver": solver}
+
+    def _draw(self, genre: str, total: int, seed: int, context: torch.Tensor | None, settings: dict,
+              progress: Callable[[float], None] | None) -> torch.Tensor:
+        """Normalised frames (bins, total) drawn window by window, each window conditioned on the
+        last `overlap` frames before it; `context` (bins, k <= overlap), when given, are known
+        frames before the first (they begin the result, and `total` counts them)."""
         if genre not in self.genres:
             raise ValueError(f"genre {genre!r} is not one of {self.genres}")
-        samples = int(round(seconds * self.sr))
-        mdct = MDCT(self.hop)
-        total = mdct.frames_for(samples)
-        windows, window, overlap = plan_windows(total, window, overlap, self.net.multiple)
+        windows, window, overlap = plan_windows(total, settings["window"], settings["overlap"],
+                                                self.net.multiple)
         gen = torch.Generator().manual_seed(int(seed))
         label = self.genres.index(genre)
-        frames = None
+        frames = context
         for w in range(windows):
-            context = None if frames is None else frames[:, -overlap:] if overlap else None
+            given = frames[:, -overlap:] if frames is not None and overlap else None
             done = lambda f, w=w: progress((w + f) / windows) if progress else None
-            x = sample_window(self.net, label, window, gen, steps=steps, eta=eta, guidance=guidance,
-                              context=context, classes=len(self.genres), solver=solver, progress=done)
-            frames = x if frames is None else torch.cat([frames, x[:, overlap:]], dim=1)
-        coeffs = denormalise(frames[:, :total], self.alpha, self.bin_std)
+            x = sample_window(self.net, label, window, gen, steps=settings["steps"], eta=settings["eta"],
+                              guidance=settings["guidance"], context=given, classes=len(self.genres),
+                              solver=settings["solver"], progress=done)
+            new = x if given is None else x[:, given.shape[1]:]
+            frames = new if frames is None else torch.cat([frames, new], dim=1)
+        return frames[:, :total]
+
+    def _audio(self, frames: torch.Tensor, samples: int) -> np.ndarray:
+        """Normalised frames -> float32 audio of `samples` samples (one inverse over them all)."""
         with torch.no_grad():
-            y = mdct.inverse(coeffs, samples)
+            y = MDCT(self.hop).inverse(denormalise(frames, self.alpha, self.bin_std), samples)
         return y.numpy().astype(np.float32)
 
 

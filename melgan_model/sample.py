@@ -44,6 +44,9 @@ vocoder-raw: the vocoder alone; griffinlim: librosa's Griffin-Lim, the baseline 
 ENVELOPE_LIMIT = 4.0     # nats: the most the envelope correction lifts or cuts one band
 VOCODER_CHUNK = 1024     # mel frames per vocoder pass: bounds memory on long tracks
 VOCODER_CONTEXT = 16     # frames of context each side, more than the vocoder's receptive field
+CONTEXT_STEPS = 6        # noise steps (16 mel frames each: 1.1 s) fitted to the tail a continuation follows
+FIT_STEPS = 60           # Adam steps of that fit
+FIT_AHEAD = 8            # noise steps after the fitted ones that the fit draws (the generator sees under 6 back)
 
 
 class MelGAN:
@@ -155,6 +158,75 @@ class MelGAN:
         y = invert(self, mel, n_samples, inversion)
         progress(0.9, "done")
         return y
+
+    def continue_audio(self, tail: np.ndarray, genre: str, n_samples: int, *, seed: int,
+                       inversion: str = "vocoder", truncation: float = 1.0,
+                       progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
+        """float32 audio of exactly n_samples at self.mel.sr that continues `tail` (raw audio at
+        that rate which this mode made): its first sample is the one after the tail's last. Also
+        how it was made.
+
+        The generator's noise for the last CONTEXT_STEPS steps of the tail's mel (its global noise
+        too) is fitted so that it draws that mel (`fit_noise`); seeded new noise follows, and the
+        generator, convolutional in time, draws on from the fitted steps into the new ones. The
+        tail's own mel stands for the fitted part (crossfaded into the drawn one over its last
+        frames) and the whole is inverted at once, so the new audio flows on from the inverter's
+        rendering of the tail, which is cut off. That rendering is not the tail's exact waveform:
+        the caller hands over from the tail. A tail too short for one
+        step: `generate`'s draw, the tail unused."""
+        progress = progress or (lambda f, m="": None)
+        hop, per_step = self.mel.hop, self.generator.cfg.frames_per_step
+        whole = len(tail) // hop                       # hops of tail on a grid ending at its last sample
+        steps = min(CONTEXT_STEPS, (whole - 3) // per_step)  # fitted frames clear of both padded edges
+        if steps < 1:
+            return self.generate(genre, n_samples, seed=seed, inversion=inversion, truncation=truncation,
+                                 progress=progress), {"context_frames": 0}
+        known = steps * per_step
+        end = torch.from_numpy(np.ascontiguousarray(tail[len(tail) - whole * hop:], dtype=np.float32))
+        with torch.no_grad():
+            mel = self.norm.normalise(self.logmel(end[None])[0])
+        # frame j is centred on sample j * hop: the last two reach past the tail's end (padding)
+        real = mel[:, whole - 1 - known: whole - 1]
+        frames = known + 2 + math.ceil(n_samples / hop) + 1  # from the first fitted frame to the end
+        progress(0.1, "fitting the generator's noise to the tail's mel")
+        drawn, error = self.fit_noise(genre, real, frames, seed=seed, truncation=truncation)
+        blend = min(8, known)                          # frames over which the tail's mel gives way
+        ramp = torch.linspace(0.0, 1.0, blend + 2)[1:-1]
+        mel = drawn.clone()
+        mel[:, :known] = real
+        mel[:, known - blend: known] += (drawn[:, known - blend: known] - real[:, known - blend:]) * ramp
+        progress(0.4, f"inverting the mel ({inversion})")
+        lead = (known + 1) * hop                       # samples of the tail rendered again
+        y = invert(self, mel, lead + n_samples, inversion)[lead:]
+        progress(0.9, "done")
+        return y, {"context_frames": known, "fit_l1": round(error, 4)}
+
+    def fit_noise(self, genre: str, target: torch.Tensor, frames: int, *, seed: int,
+                  truncation: float = 1.0) -> tuple[torch.Tensor, float]:
+        """A normalised mel (n_mels, frames) whose first frames draw `target` (n_mels, k, k a whole
+        number of noise steps): seeded noise, of which the steps under the target and the global
+        noise are fitted by Adam (FIT_STEPS steps, L1 to the target and a small pull toward the
+        noise's N(0, 1) scale, each step drawing only as far as reaches back into the target), the
+        later steps left as drawn. Returns the mel and the fit's mean L1 error."""
+        if genre not in self.genres:
+            raise ValueError(f"unknown genre {genre!r}; choose from {', '.join(self.genres)}")
+        g = torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+        z, zg = self.generator.noise(1, frames, generator=g, truncation=truncation)
+        k = target.shape[1]
+        split = k // self.generator.cfg.frames_per_step
+        fitted, rest = z[:, :, :split].clone().requires_grad_(True), z[:, :, split:]
+        zg.requires_grad_(True)
+        label = torch.tensor([self.genres.index(genre)])
+        opt = torch.optim.Adam([fitted, zg], lr=0.05)
+        with torch.enable_grad():
+            for _ in range(FIT_STEPS):
+                drawn = self.generator(label, torch.cat([fitted, rest[:, :, :FIT_AHEAD]], dim=2), zg)[0, :, :k]
+                loss = (drawn - target).abs().mean() + 1e-3 * (fitted.pow(2).mean() + zg.pow(2).mean())
+                fitted.grad, zg.grad = torch.autograd.grad(loss, [fitted, zg])  # not the weights'
+                opt.step()
+        with torch.no_grad():
+            drawn = self.generator(label, torch.cat([fitted, rest], dim=2), zg)[0, :, :frames]
+        return drawn, float((drawn[:, :k] - target).abs().mean())
 
 
 def load(path: str | Path) -> MelGAN:

@@ -28,12 +28,23 @@ import torch
 
 from melodymaker.trainkit import atomic_save
 
-from .latents import RaveExport, bank_fits, build_bank, file_digest, genre_trajectory, load_bank, save_bank
+from .latents import (
+    DECODE_CONTEXT,
+    RaveExport,
+    bank_fits,
+    build_bank,
+    continue_trajectory,
+    file_digest,
+    genre_trajectory,
+    load_bank,
+    save_bank,
+)
 from .model import FORMAT, export, metadata_json, model_from_checkpoint, read
 
 MULTI = "rave"          # the stem of the multi-genre export
 VARIATION = 0.15        # latent noise, in units of each dimension's spread in the genre
 PRIOR = "prior: N(0, 1) latents of the genre's own export (no library clips of the genre)"
+EDGE = 2                # latent frames at the end of an encoding that the silence past it has changed
 
 
 class GenreRave:
@@ -166,6 +177,60 @@ class GenreRave:
                              "seconds": round(u["frames"] / model.frame_rate, 2),
                              **({"rate": u["rate"]} if "rate" in u else {})} for u in used]
         return y, info
+
+    def continue_audio(self, tail: np.ndarray, genre: str, n_samples: int, *, sr: int, seed: int, at: float,
+                       variation: float = VARIATION, tempo: float | None = None,
+                       progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
+        """float32 mono audio of exactly n_samples at `sr` that continues `tail` (raw audio at `sr`
+        that this mode made, ending `at` seconds into its track): its first sample is the one after
+        the tail's last. Also what it was made from.
+
+        The tail is encoded, and its latents (all but the last EDGE, which the silence past its end
+        has changed) are continued by continue_trajectory: the genre passage nearest them plays
+        on, on the track's bar grid (with a tempo, a bar every 240 / tempo s from its start). The
+        decoder runs over the tail's latents and the new ones in one pass, so the new audio flows
+        on from the decoder's own rendering of the tail, which is cut off. That rendering is not
+        the tail's exact waveform: the caller hands over from the tail.
+        A tail too short to encode: `generate`'s draw, the tail unused. (A bank without its clips'
+        tempi lays no grid: the new audio keeps the clips' own tempo.)"""
+        from melodymaker.audio import fit_length, resample
+        progress = progress or (lambda f, m="": None)
+        key, model = self.model_for(genre)
+        y_tail = resample(np.asarray(tail, dtype=np.float32), sr, model.sr)
+        whole = len(y_tail) // model.ratio
+        if whole <= EDGE:
+            return self.generate(genre, n_samples, sr=sr, seed=seed, variation=variation, tempo=tempo,
+                                 progress=progress)
+        progress(0.02, "gathering the genre's latents")
+        material = self.genre_latents(key, model, genre, progress)
+        progress(0.05, "encoding the tail")
+        context = model.encode(y_tail[len(y_tail) - whole * model.ratio:])[:, : whole - EDGE]
+        lead = EDGE * model.ratio                        # samples from the last context frame to the joint
+        frames = math.ceil((math.ceil(n_samples * model.sr / sr) + lead) / model.ratio) + 2
+        if material is None:                             # a per-genre export without library clips
+            z = np.random.default_rng(seed).standard_normal((model.latent_size, frames)).astype(np.float32)
+            fade = np.cos(np.linspace(0.0, np.pi / 2, min(frames, DECODE_CONTEXT), dtype=np.float32)) ** 2
+            z[:, : len(fade)] = context[:, -1:] * fade + z[:, : len(fade)] * (1 - fade)
+            used, material = [], {"names": []}
+        else:
+            bar = 240.0 / tempo * model.frame_rate if tempo else 0.0
+            phase = (at * model.sr - lead) / model.ratio % bar if bar else 0.0
+            z, used = continue_trajectory(material["latents"], context, frames, seed,
+                                          frame_rate=model.frame_rate, variation=variation, tempo=tempo,
+                                          tempos=material.get("tempos"), first_beats=material.get("first_beats"),
+                                          phase=phase)
+        progress(0.1, "decoding")
+        known = min(DECODE_CONTEXT, context.shape[1])     # the decoder's run-up: the tail rendered again
+        y = model.decode(np.concatenate([context[:, -known:], z], axis=1), seed=seed,
+                         progress=lambda f: progress(0.1 + 0.8 * f, "decoding"))[known * model.ratio + lead:]
+        y = fit_length(resample(y, model.sr, sr), n_samples)
+        progress(1.0, "done")
+        segments = [{"clip": material["names"][u["clip"]], "start_s": round(u["start"] / model.frame_rate, 2),
+                     "seconds": round(u["frames"] / model.frame_rate, 2),
+                     **{k: u[k] for k in ("rate", "matched") if k in u}} for u in used]
+        return y.astype(np.float32), {"model": model.describe(), "variation": variation,
+                                      "context_frames": int(context.shape[1]), "segments": segments,
+                                      "genre_from": "library latents" if material["names"] else PRIOR}
 
 
 # -- loading ----------------------------------------------------------------------------------------

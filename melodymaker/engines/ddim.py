@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..options import SAMPLE_RATE
 from ..track import Track
-from .base import Capabilities, Engine, Progress, no_progress
+from .base import Capabilities, Engine, Parent, Progress, no_progress
+from .continuation import continuation_seed
 
 NAME = "ddim"
 LABEL = "Diffusion (DDIM)"
@@ -23,6 +24,7 @@ CHECKPOINT = "ddim.pt"
 class DDIMEngine(Engine):
     """Honours genre, seed and exact length; tempo is left to the shared post stage."""
     name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
+    continues_tail = True
 
     def __init__(self, model, checkpoint: Path):
         self.model, self.checkpoint = model, checkpoint
@@ -32,10 +34,29 @@ class DDIMEngine(Engine):
         progress(0.02, "denoising")
         y = self.model.sample(request.genre, request.length, request.seed,
                               progress=lambda f: progress(0.02 + 0.88 * f, "denoising"))
-        meta = {"engine": self.name, "seed": request.seed, "checkpoint": self.checkpoint.name,
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started))
+
+    def continue_from(self, parent: Parent, progress: Progress = no_progress) -> Track:
+        """The tail's last MDCT frames are the known first frames of the first window, as one
+        window's last frames are for the next when a track is made (DDIM.continue_audio): the
+        audio starts exactly where the tail ends. Without a tail: the base class's longer draw."""
+        if parent.tail is None:
+            return super().continue_from(parent, progress)
+        started = time.perf_counter()
+        seed = continuation_seed(parent.request.seed, parent.at)
+        progress(0.02, "denoising")
+        y, known = self.model.continue_audio(parent.tail, parent.request.genre, parent.seconds, seed,
+                                             progress=lambda f: progress(0.02 + 0.88 * f, "denoising"))
+        how = (f"DDIM from the tail's last {known} MDCT frames ({known * self.model.hop / SAMPLE_RATE:.2f} s)"
+               if known else "a fresh DDIM draw (the tail is too short to continue)")
+        meta = {**self._meta(parent.request.seed, started), "continuation_seed": seed,
+                "starts_at": parent.at, "continued_by": how}
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
+
+    def _meta(self, seed: int, started: float) -> dict:
+        return {"engine": self.name, "seed": seed, "checkpoint": self.checkpoint.name,
                 "checkpoint_step": self.model.step, **{f"ddim_{k}": v for k, v in self.model.defaults.items()},
                 "seconds": round(time.perf_counter() - started, 3)}
-        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
 def load(settings, library=None) -> DDIMEngine:

@@ -3,13 +3,15 @@ vocoder (Vocos, or MelGAN in older checkpoints; Griffin-Lim as the fallback). Th
 lives in models/melgan/melgan.pt."""
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
 
 from ..options import SAMPLE_RATE
 from ..track import Track
-from .base import Capabilities, Engine, Progress, no_progress
+from .base import Capabilities, Engine, Parent, Progress, no_progress
+from .continuation import HANDOVER, continuation_seed, hand_over
 
 NAME = "melgan"
 LABEL = "MEL-GAN"
@@ -25,6 +27,7 @@ CHECKPOINT = "melgan.pt"
 class MelGANEngine(Engine):
     """Honours genre, seed and exact length; tempo is left to the shared post stage."""
     name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
+    continues_tail = True
 
     def __init__(self, model, checkpoint: Path, *, inversion: str = "vocoder"):
         self.model, self.checkpoint, self.inversion = model, checkpoint, inversion
@@ -34,10 +37,35 @@ class MelGANEngine(Engine):
         n = round(request.length * SAMPLE_RATE)
         y = self.model.generate(request.genre, n, seed=request.seed, inversion=self.inversion,
                                 progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
-        meta = {"engine": self.name, "seed": request.seed, "inversion": self.inversion,
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started))
+
+    def continue_from(self, parent: Parent, progress: Progress = no_progress) -> Track:
+        """The generator's noise fitted to the tail's mel, new noise after it, the tail's mel and
+        the drawn one inverted together (MelGAN.continue_audio), then handed over from the tail.
+        Without a tail: the base class's longer draw."""
+        if parent.tail is None:
+            return super().continue_from(parent, progress)
+        started = time.perf_counter()
+        seed = continuation_seed(parent.request.seed, parent.at)
+        n = math.ceil(parent.seconds * SAMPLE_RATE)
+        y, info = self.model.continue_audio(parent.tail, parent.request.genre, n, seed=seed,
+                                            inversion=self.inversion,
+                                            progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
+        known = info["context_frames"]
+        how = "a fresh MEL-GAN draw (the tail is too short to continue)"
+        if known:
+            y = hand_over(parent.tail, y, SAMPLE_RATE)
+            how = (f"MEL-GAN: noise fitted to the tail's last {known} mel frames "
+                   f"({known * self.model.mel.hop / SAMPLE_RATE:.2f} s), new noise after; "
+                   f"handed over in {HANDOVER * 1000:.0f} ms")
+        meta = {**self._meta(parent.request.seed, started), "continuation_seed": seed, **info,
+                "starts_at": parent.at, "continued_by": how}
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
+
+    def _meta(self, seed: int, started: float) -> dict:
+        return {"engine": self.name, "seed": seed, "inversion": self.inversion,
                 "checkpoint": self.checkpoint.name, **self.model.checkpoint_info,
                 "seconds": round(time.perf_counter() - started, 3)}
-        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
 
 def load(settings, library=None, *, inversion: str | None = None) -> MelGANEngine:
