@@ -1,6 +1,7 @@
 """Pure (y, sr) audio functions: load, resample, tempo, stretch, pitch, length, fades, loudness, encode.
 
-Audio is float32 mono, shape (n,), range [-1, 1], unless a docstring says otherwise.
+Audio is float32 mono, shape (n,), range [-1, 1], unless a docstring says otherwise; the
+functions that also take stereo, shape (n, 2) (soundfile's layout, as Track.audio has it), say so.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioDecodeError
-from .options import SAMPLE_RATE
+from .options import SAMPLE_RATE, STUDIO_SAMPLE_RATE
 
 TARGET_LUFS = -16.0
 PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBFS, so MP3 encoding does not clip
@@ -70,6 +71,7 @@ def _short(e: Exception) -> str:
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """y at sr_out (soxr, high quality); mono (n,) or stereo (n, 2)."""
     if sr_in == sr_out:
         return np.ascontiguousarray(y, dtype=np.float32)
     import soxr  # librosa's default resampler; imported here to keep module import light
@@ -77,8 +79,9 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
-    """(BPM, beat times in seconds) by librosa's dynamic-programming beat tracker."""
+    """(BPM, beat times in seconds) by librosa's dynamic-programming beat tracker; stereo is folded."""
     import librosa
+    y = to_mono(y)
     if len(y) < sr // 2:
         return 0.0, np.zeros(0)
     tempo, beats = librosa.beat.beat_track(y=y, sr=sr, units="time")
@@ -125,32 +128,85 @@ def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None, *, sr: in
 
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
     """Audio transposed by `semitones` at the same tempo and length (Rubber Band, through
-    pedalboard's offline stretcher in its high-quality mode, formants kept)."""
+    pedalboard's offline stretcher in its high-quality mode, formants kept); mono or stereo
+    (the channels shifted together)."""
     import pedalboard
     y = np.ascontiguousarray(y, dtype=np.float32)
     if not semitones or len(y) < 2048:
         return y
+    if y.ndim == 2:
+        out = pedalboard.time_stretch(np.ascontiguousarray(y.T), sr, 1.0,
+                                      pitch_shift_in_semitones=float(semitones), high_quality=True).T
+        return fit_length(out, len(y))
     out = pedalboard.time_stretch(y[None, :], sr, 1.0, pitch_shift_in_semitones=float(semitones),
                                   high_quality=True)[0]
     return fit_length(out, len(y))
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Trim or zero-pad to exactly n samples."""
+    """Trim or zero-pad to exactly n samples (frames, for stereo)."""
     if len(y) >= n:
         return np.ascontiguousarray(y[:n], dtype=np.float32)
-    return np.concatenate([y, np.zeros(n - len(y), dtype=np.float32)]).astype(np.float32)
+    return np.concatenate([y, np.zeros((n - len(y),) + np.shape(y)[1:], dtype=np.float32)]).astype(np.float32)
+
+
+# -- stereo: studio quality (options.QUALITIES) ------------------------------------------------------
+CENTRE_GAIN = np.float32(2 ** -0.5)
+"""What a centred pan pot sends to each side (-3 dB, equal power): centred mono measures as loud in
+stereo (ITU-R BS.1770 sums the channels' power) as it did alone."""
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Stereo (n, 2) folded to mono (n,) by the channels' mean; mono is returned as it is."""
+    y = np.asarray(y)
+    return y if y.ndim == 1 else np.asarray(y.mean(axis=1), dtype=np.float32)
+
+
+def analysis(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+    """(mono audio at SAMPLE_RATE, SAMPLE_RATE): what tempo, key and genre analysis take, whatever
+    quality a track has. Mono 22050 Hz audio is returned as it is."""
+    return resample(to_mono(y), sr, SAMPLE_RATE), SAMPLE_RATE
+
+
+def centred(y: np.ndarray, sr: int, sr_out: int = STUDIO_SAMPLE_RATE, *, loop: bool = False) -> np.ndarray:
+    """Mono (n,) at sr as stereo (m, 2) at sr_out, m = round(n * sr_out / sr): resampled, and the
+    same signal in both channels at CENTRE_GAIN (no widening). loop: y plays round, so the
+    resampler's filter runs over its seam from its end into its start (no click there)."""
+    y = np.asarray(y, dtype=np.float32)
+    m = int(round(len(y) * sr_out / sr))
+    if loop and len(y) > 0:
+        pad = min(len(y), sr // 10)  # soxr HQ's filter is a few ms long
+        ring = resample(np.concatenate([y[-pad:], y, y[:pad]]), sr, sr_out)
+        up = ring[int(round(pad * sr_out / sr)):][:m]
+    else:
+        up = resample(y, sr, sr_out)
+    up = fit_length(up, m) * CENTRE_GAIN
+    return np.ascontiguousarray(np.stack([up, up], axis=1), dtype=np.float32)
+
+
+def each_channel(fn, y: np.ndarray, *args, **kwargs) -> np.ndarray:
+    """fn(channel, *args, **kwargs) for each channel of stereo y, stacked as (n, 2); fn(y) for mono.
+    For the functions that take mono only (time_stretch)."""
+    if np.ndim(y) == 1:
+        return fn(y, *args, **kwargs)
+    parts = [fn(np.ascontiguousarray(y[:, c]), *args, **kwargs) for c in range(y.shape[1])]
+    return np.ascontiguousarray(np.stack(parts, axis=1), dtype=np.float32)
+
+
+def per_sample(curve: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A gain curve of shape (n,) shaped to multiply y: itself for mono, (n, 1) for stereo."""
+    return curve if np.ndim(y) == 1 else np.asarray(curve)[:, None]
 
 
 def fades(y: np.ndarray, sr: int, *, fade_in: float = 0.02, fade_out: float = 1.0) -> np.ndarray:
-    """Raised-cosine fade in and out; fades shrink on short audio so they never overlap."""
+    """Raised-cosine fade in and out; fades shrink on short audio so they never overlap. Mono or stereo."""
     y = np.array(y, dtype=np.float32, copy=True)
     n_in = min(int(fade_in * sr), len(y) // 4)
     n_out = int(round(fades_length(len(y), sr, fade_out) * sr))
     if n_in > 0:
-        y[:n_in] *= 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n_in, dtype=np.float32))
+        y[:n_in] *= per_sample(0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n_in, dtype=np.float32)), y)
     if n_out > 0:
-        y[-n_out:] *= fade_out_curve(n_out)
+        y[-n_out:] *= per_sample(fade_out_curve(n_out), y)
     return y
 
 
@@ -181,18 +237,22 @@ def overlap_add(segments: list[np.ndarray], offsets: list[int], n: int, xfade: i
 
 def loop_crossfade(y: np.ndarray, n: int, fade: int) -> np.ndarray:
     """The first n samples made to loop: the `fade` samples after n are mixed into the start with an
-    equal-power crossfade, so sample n-1 is followed, as in y, by (nearly) sample n. len(y) >= n + fade."""
+    equal-power crossfade, so sample n-1 is followed, as in y, by (nearly) sample n. len(y) >= n + fade.
+    Mono or stereo."""
     out = np.array(y[:n], dtype=np.float32, copy=True)
     if fade > 0:
         theta = np.linspace(0, np.pi / 2, fade, dtype=np.float32)
-        out[:fade] = out[:fade] * np.sin(theta) + np.asarray(y[n:n + fade], dtype=np.float32) * np.cos(theta)
+        out[:fade] = (out[:fade] * per_sample(np.sin(theta), out)
+                      + np.asarray(y[n:n + fade], dtype=np.float32) * per_sample(np.cos(theta), out))
     return out
 
 
 def loudness(y: np.ndarray, sr: int) -> float:
-    """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm); RMS dBFS for short audio."""
+    """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm: stereo sums its channels' power);
+    RMS dBFS for short audio."""
     if len(y) < int(0.5 * sr):
-        rms = float(np.sqrt(np.mean(np.square(y)) + 1e-12))
+        power = np.mean(np.square(y)) if np.ndim(y) == 1 else np.sum(np.mean(np.square(y), axis=0))
+        rms = float(np.sqrt(power + 1e-12))
         return 20 * np.log10(rms) - 0.7
     import pyloudnorm
     value = pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64))
@@ -208,19 +268,20 @@ def normalize_with_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_L
                         ) -> tuple[np.ndarray, np.ndarray]:
     """normalize(), and the gain it applied to each sample (the loudness gain times the limiter's
     gain curve), shape (n,): multiplying a part of y by it treats the part as the whole was.
-    loop: y plays round (its end runs on into its start), and so does the limiter."""
+    loop: y plays round (its end runs on into its start), and so does the limiter. Mono or stereo
+    (one curve for both channels: see limiter_gain)."""
     y = np.asarray(y, dtype=np.float32)
     gain = loudness_gain(y, sr, target_lufs=target_lufs)
     if gain is None:  # silence: nothing to normalise
         return y.copy(), np.ones(len(y), dtype=np.float32)
     curve = gain * limiter_gain(y * np.float32(gain), sr, loop=loop)
-    out = y * curve
+    out = y * per_sample(curve, y)
     # limiting takes a little loudness off peaky audio: give it back once, and limit again
     short = target_lufs - loudness(out, sr)
     if short > 0.2:
         gain *= 10 ** (short / 20)
         curve = gain * limiter_gain(y * np.float32(gain), sr, loop=loop)
-        out = y * curve
+        out = y * per_sample(curve, y)
     return out.astype(np.float32), curve.astype(np.float32)
 
 
@@ -231,16 +292,21 @@ def loudness_gain(y: np.ndarray, sr: int, *, target_lufs: float = TARGET_LUFS) -
 
 
 def limit_scaled(y: np.ndarray, gain: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """(y * gain, the same with its true peak held at the ceiling by the look-ahead limiter)."""
+    """(y * gain, the same with its true peak held at the ceiling by the look-ahead limiter); mono or stereo."""
     scaled = np.asarray(y, dtype=np.float32) * np.float32(gain)
-    return scaled, scaled * limiter_gain(scaled, sr)
+    return scaled, scaled * per_sample(limiter_gain(scaled, sr), scaled)
 
 
 def limiter_gain(y: np.ndarray, sr: int, *, loop: bool = False) -> np.ndarray:
     """The mastering limiter's gain per sample (melodymaker.mastering): 1 where the true peak is
     under -1 dBTP, a smooth dip ahead of and after each peak that would pass it. loop: y plays
-    round, so the limiter sees its end run on into its start (the gain is continuous there too)."""
+    round, so the limiter sees its end run on into its start (the gain is continuous there too).
+    Stereo (n, 2): one curve for both channels, the lower of the two channels' curves at each
+    sample (the louder channel's), so the image does not move and neither channel passes the ceiling."""
     from .mastering import LOOKAHEAD, RELEASE, limit_gain
+    if np.ndim(y) == 2:
+        return np.minimum.reduce([limiter_gain(np.ascontiguousarray(y[:, c]), sr, loop=loop)
+                                  for c in range(y.shape[1])])
     if not loop or len(y) == 0:
         return limit_gain(y, sr)
     pad = min(len(y), int((LOOKAHEAD + RELEASE) * sr) + 8)
@@ -249,7 +315,7 @@ def limiter_gain(y: np.ndarray, sr: int, *, loop: bool = False) -> np.ndarray:
 
 
 def encode(y: np.ndarray, sr: int, fmt: str, *, loop: tuple[int, int] | None = None) -> bytes:
-    """WAV (16-bit PCM) or MP3 (MPEG layer III through libsndfile's LAME) bytes. loop: (start, end)
+    """Mono or stereo audio as WAV (16-bit PCM) or MP3 (MPEG layer III through libsndfile's LAME) bytes. loop: (start, end)
     sample offsets, end exclusive, written into a WAV's smpl chunk (samplers and DAWs loop on it)."""
     y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
     buf = io.BytesIO()
@@ -294,12 +360,13 @@ def wav_loop(wav: bytes) -> tuple[int, int] | None:
 
 def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
     """Audio time-stretched from its measured tempo to `target` BPM, and what was done
-    ({"measured_before": BPM or None, "rate": stretch rate}); unchanged when no tempo is found."""
+    ({"measured_before": BPM or None, "rate": stretch rate}); unchanged when no tempo is found.
+    Stereo: the tempo is measured on the channels' mean and both are stretched by the same rate."""
     measured, _ = estimate_tempo(y, sr)
     if not measured:
         return y, {"measured_before": None, "rate": 1.0}
     rate = stretch_rate(measured, target)
-    out = time_stretch(y, rate, int(round(len(y) / rate)), sr=sr)
+    out = each_channel(time_stretch, y, rate, int(round(len(y) / rate)), sr=sr)
     return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}
 
 
@@ -310,7 +377,9 @@ def stretch_rate(measured: float, target: float) -> float:
 
 
 def silent_edges(y: np.ndarray, sr: int, *, threshold_db: float = -60.0, window: float = 0.01) -> tuple[float, float]:
-    """Seconds of (leading, trailing) audio whose short-window RMS stays below threshold_db dBFS."""
+    """Seconds of (leading, trailing) audio whose short-window RMS stays below threshold_db dBFS
+    (stereo: of the channels' mean)."""
+    y = to_mono(y)
     hop = max(1, int(window * sr))
     n = len(y) // hop
     if n == 0:
@@ -323,21 +392,22 @@ def silent_edges(y: np.ndarray, sr: int, *, threshold_db: float = -60.0, window:
 
 
 def seam_report(y: np.ndarray, sr: int, at: int) -> dict:
-    """How audible a joint at sample `at` is, beside the same measures over the whole of y: the
-    sample jump (|y[i] - y[i-1]|), the loudness step between adjacent 50 ms frames (dB) and the
-    spectral flux (half-wave rectified magnitude rise, 1024-point frames, hop 256), each at the
-    joint (the largest within two hops of it) and as y's own 99th percentile."""
-    y = np.asarray(y, dtype=np.float64)
+    """How audible a joint at sample `at` is, beside the same measure over the whole of y: the
+    sample jump (|y[at] - y[at - 1]|), the loudness step (dB) between the 50 ms frames on either
+    side of the frame boundary nearest `at`, and the spectral flux (half-wave rectified magnitude
+    rise, 1024-point frames, hop 256) of the frame centred nearest `at`; each single value at the
+    joint, and the same measure's 99th percentile over y (a natural joint passes 99 times in 100)."""
+    y = to_mono(np.asarray(y, dtype=np.float64)) if np.ndim(y) == 2 else np.asarray(y, dtype=np.float64)
     jump = np.abs(np.diff(y))
     hop = int(0.05 * sr)
     frames = y[: len(y) // hop * hop].reshape(-1, hop)
     level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
     step = np.abs(np.diff(level))
-    k = at // hop
+    k = min(len(step) - 1, max(0, int(round(at / hop)) - 1))
     import librosa
     mag = np.abs(librosa.stft(y.astype(np.float32), n_fft=1024, hop_length=256, center=True))
     flux = np.sum(np.maximum(0.0, np.diff(mag, axis=1)), axis=0) / (np.sum(mag[:, 1:], axis=0) + 1e-9)
-    f = at // 256
-    return {"jump": float(jump[max(0, at - 2):at + 2].max()), "jump_p99": float(np.percentile(jump, 99)),
-            "loudness_step": float(step[max(0, k - 1):k + 1].max()), "loudness_step_p99": float(np.percentile(step, 99)),
-            "flux": float(flux[max(0, f - 2):f + 2].max()), "flux_p99": float(np.percentile(flux, 99))}
+    f = min(len(flux) - 1, max(0, int(round(at / 256)) - 1))
+    return {"jump": float(jump[max(0, at - 1)]), "jump_p99": float(np.percentile(jump, 99)),
+            "loudness_step": float(step[k]), "loudness_step_p99": float(np.percentile(step, 99)),
+            "flux": float(flux[f]), "flux_p99": float(np.percentile(flux, 99))}

@@ -18,7 +18,7 @@ class Format:
 
     name: what a request's `format` field says ("wav").
     extension: the file extension and the URL suffix of /api/tracks/{id}/audio.<extension>.
-    encode: Track -> bytes.
+    encode: Track -> bytes (a track's audio mono or stereo, at its rate: Track.audio).
     filename: the file a stored track keeps this encoding in, given the track's metadata.
     note: Track metadata -> a sentence the page shows next to the download, or None.
     """
@@ -58,8 +58,9 @@ def _midi(track: Track) -> bytes:
     """The score the engine wrote, or a transcription of the audio when it wrote none."""
     from . import midi
     score = track.midi
-    if score is None:
-        score = midi.transcribe(track.audio, track.sr, tempo=track.meta.get("tempo"))
+    if score is None:  # notes are heard in mono at 22050 Hz, whatever the track's quality
+        from . import audio
+        score = midi.transcribe(*audio.analysis(track.audio, track.sr), tempo=track.meta.get("tempo"))
     return midi.to_bytes(score)
 
 
@@ -70,10 +71,11 @@ def _midi_note(meta: dict) -> str | None:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("wav", "WAV", "wav", "audio/wav", ("wave",), "16-bit PCM, lossless; a loop's points in "
-           "its smpl chunk",
+    Format("wav", "WAV", "wav", "audio/wav", ("wave",), "16-bit PCM, lossless, at the track's rate and "
+           "channels (quality); a loop's points in its smpl chunk",
            _audio("wav"), lambda meta: "audio.wav"),
-    Format("mp3", "MP3", "mp3", "audio/mpeg", (), "MPEG layer III, constant bit rate",
+    Format("mp3", "MP3", "mp3", "audio/mpeg", (), "MPEG layer III, constant bit rate, mono or stereo "
+           "as the track is",
            _audio("mp3"), lambda meta: "audio.mp3", _mp3_note),
     Format("midi", "MIDI", "mid", "audio/midi", ("mid",), "the score, or a transcription of the audio",
            _midi, lambda meta: "score.mid" if meta.get("has_score") else "transcription.mid",
@@ -118,7 +120,8 @@ STAMP = (2026, 1, 1, 0, 0, 0)  # every member's date, so the same track gives th
 
 def stems_zip(track: Track) -> bytes:
     """A ZIP of the track's stems, one 16-bit WAV per role (drums.wav, bass.wav, harmony.wav,
-    lead.wav: those the arrangement used), sample-aligned with the mix and summing to it, and the
+    lead.wav: those the arrangement used), sample-aligned with the mix and summing to it (stereo for
+    a stereo mix), and the
     score (score.mid) when there is one."""
     import io
     import zipfile

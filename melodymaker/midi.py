@@ -149,13 +149,15 @@ def loaded_synths() -> dict[str, int]:
         return {path.name: len(idle) for (path, _), idle in _synths.items()}
 
 
-@lru_cache(maxsize=4)
-def _reverb_ir(sr: int) -> np.ndarray:
-    """A synthetic room: 15 ms pre-delay, then darkening, exponentially decaying noise."""
+@lru_cache(maxsize=8)
+def _reverb_ir(sr: int, side: int = 0) -> np.ndarray:
+    """A synthetic room: 15 ms pre-delay, then darkening, exponentially decaying noise. side: 0 for
+    mono and the left ear, 1 for the right (the same room drawn from other noise: a stereo room's
+    two ears hear decorrelated tails)."""
     from scipy.signal import lfilter
     n = int(REVERB_SECONDS * sr)
     t = np.arange(n) / sr
-    noise = np.random.default_rng(91).standard_normal(n)
+    noise = np.random.default_rng(91 + side).standard_normal(n)
     tail = noise * np.exp(-6.91 * t / REVERB_SECONDS)          # -60 dB at REVERB_SECONDS
     tail = lfilter([0.35], [1.0, -0.65], tail)                  # high frequencies die first
     ir = np.concatenate([np.zeros(int(0.015 * sr)), tail])
@@ -174,7 +176,8 @@ def _events(inst: pretty_midi.Instrument, sr: int) -> list[tuple]:
 
 
 def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.ndarray:
-    """One instrument alone, mono; rendering parts apart lets each have its own reverb send."""
+    """One instrument alone, stereo (n, 2) at its pan (CC10); rendering parts apart lets each have
+    its own reverb send."""
     chan = 9 if inst.is_drum else 0
     try:  # on drums the program picks a GM2 kit (8 room, 25 TR-808, 40 brush, ...)
         synth.program_select(chan, synth.sfid, 128 if inst.is_drum else 0, inst.program,
@@ -203,32 +206,35 @@ def _render_part(synth, inst: pretty_midi.Instrument, n: int, sr: int) -> np.nda
         synth.generate(n - pos, buffer=buf[pos * 8:])
     synth.sounds_off()
     synth.generate(256)  # let the quick release finish before the next part
-    return np.frombuffer(buf, dtype=np.float32).reshape(-1, 2).mean(axis=1)
+    return np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)
 
 
 def render(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *,
-           soundfont: Path | None = None, tail: float = 1.0) -> np.ndarray:
-    """Render a score through a SoundFont; float32 mono, shape (n,). See render_parts()."""
-    return render_parts(score, sr, soundfont=soundfont, tail=tail)[0]
+           soundfont: Path | None = None, tail: float = 1.0, stereo: bool = False) -> np.ndarray:
+    """Render a score through a SoundFont; float32 mono, shape (n,), or stereo (n, 2). See render_parts()."""
+    return render_parts(score, sr, soundfont=soundfont, tail=tail, stereo=stereo)[0]
 
 
 def render_parts(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *, soundfont: Path | None = None,
-                 tail: float = 1.0, group=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render a score through a SoundFont with TinySoundFont; float32 mono, shape (n,).
+                 tail: float = 1.0, group=None, stereo: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render a score through a SoundFont with TinySoundFont; float32 mono, shape (n,), or with
+    `stereo` (n, 2): left and right as the synthesizer pans each part (CC10).
 
     n covers the score plus `tail` seconds of release and reverb. Programs, volume/pan/expression
     CCs, note on/off and pitch bends go to the synthesizer; TinySoundFont has no effects, so
-    each part's reverb send (CC91, GM default 40) feeds one synthetic room added here.
-    Chorus (CC93) is not rendered. Peaks above 0.99 are scaled down, never clipped.
+    each part's reverb send (CC91, GM default 40) feeds one synthetic room added here (stereo: each
+    side's send into its own ear of the room, two decorrelated tails of the same decay).
+    Chorus (CC93) is not rendered. Peaks above 0.99 are scaled down, never clipped. Mono is the
+    stereo render's channels averaged, as it always was.
     group: instrument -> a name (its role); given, the parts are also rendered summed by group,
     each with its own share of the room and the mix's peak scale, so the groups sum to the mix.
     Returns (the mix, {group: audio}).
     """
-    from scipy.signal import oaconvolve
     path = soundfont_path(soundfont)
     n = int(np.ceil((score.get_end_time() + tail) * sr))
-    dry = np.zeros(n, dtype=np.float32)
-    send = np.zeros(n, dtype=np.float32)
+    shape = (n, 2) if stereo else (n,)
+    dry = np.zeros(shape, dtype=np.float32)
+    send = np.zeros(shape, dtype=np.float32)
     groups: dict[str, list[np.ndarray]] = {}   # name -> [dry, send]
     synth = _take_synth(path, sr)
     try:
@@ -236,21 +242,33 @@ def render_parts(score: pretty_midi.PrettyMIDI, sr: int = SAMPLE_RATE, *, soundf
             if not inst.notes:
                 continue
             part = _render_part(synth, inst, n, sr)
+            if not stereo:
+                part = part.mean(axis=1)
             sends = [c.value for c in inst.control_changes if c.number == 91]
             dry += part
             send += part * ((sends[0] if sends else 40) / 127.0)
             if group is not None:
-                own = groups.setdefault(group(inst), [np.zeros(n, np.float32), np.zeros(n, np.float32)])
+                own = groups.setdefault(group(inst), [np.zeros(shape, np.float32), np.zeros(shape, np.float32)])
                 own[0] += part
                 own[1] += part * ((sends[0] if sends else 40) / 127.0)
     finally:
         _give_back(path, sr, synth)
-    y = dry + REVERB_WET * oaconvolve(send, _reverb_ir(sr))[:n].astype(np.float32)
-    stems = {name: own_dry + REVERB_WET * oaconvolve(own_send, _reverb_ir(sr))[:n].astype(np.float32)
-             for name, (own_dry, own_send) in groups.items()}
+    y = dry + REVERB_WET * _room(send, sr)
+    stems = {name: own_dry + REVERB_WET * _room(own_send, sr) for name, (own_dry, own_send) in groups.items()}
     peak = float(np.max(np.abs(y))) if n else 0.0
     if peak > 0.99:
         y *= 0.99 / peak
         for part in stems.values():
             part *= 0.99 / peak
     return y.astype(np.float32), {name: part.astype(np.float32) for name, part in stems.items()}
+
+
+def _room(send: np.ndarray, sr: int) -> np.ndarray:
+    """The synthetic room's answer to a reverb send, the send's length: mono (n,) through one
+    impulse response, stereo (n, 2) each side through its own (_reverb_ir's side)."""
+    from scipy.signal import oaconvolve
+    n = len(send)
+    if send.ndim == 1:
+        return oaconvolve(send, _reverb_ir(sr))[:n].astype(np.float32)
+    return np.stack([oaconvolve(send[:, c], _reverb_ir(sr, c))[:n] for c in range(send.shape[1])],
+                    axis=1).astype(np.float32)

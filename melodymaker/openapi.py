@@ -91,6 +91,15 @@ def spec() -> dict:
                                     f"into their head over {opt.LOOP_CROSSFADE} s). The track's metadata "
                                     "says loop: {start: 0, end: N samples, bars: B}; the WAV carries "
                                     "them in a smpl chunk; an MP3 cannot loop gaplessly"},
+            "quality": {"type": "string", "default": opt.QUALITY_DEFAULT, "enum": list(opt.QUALITIES),
+                        "description": "; ".join(f"{q.name}: {q.description}" for q in opt.QUALITIES.values())
+                                       + ". The WAV and MP3 (and a composed track's stems) have the "
+                                         "track's rate and channels; the MIDI is the same either way. "
+                                         "The track's metadata says which (quality: {name, sample_rate, "
+                                         "channels, stereo: 'true stereo' or 'upsampled, centred'}), "
+                                         "/api/options' quality.studio says it per mode, and an "
+                                         "extension keeps its parent's quality. The genre fit and similar "
+                                         f"tracks hear every track as {opt.SAMPLE_RATE} Hz mono"},
         },
         "additionalProperties": True,
         "description": "Fields not listed here are accepted and ignored; the track's metadata "

@@ -8,7 +8,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SAMPLE_RATE = 22050
-"""Every engine, the library and the store work at this rate (GTZAN's)."""
+"""Every engine, the library, the judges and the models work at this rate (GTZAN's)."""
+STUDIO_SAMPLE_RATE = 44100
+"""The rate of studio output (CD's)."""
+
+
+@dataclass(frozen=True)
+class Quality:
+    """An output format a request may ask for (its `quality` field)."""
+    name: str
+    label: str             # what the page shows: "44.1 kHz stereo"
+    sample_rate: int
+    channels: int
+    description: str
+
+
+QUALITIES = {q.name: q for q in (
+    Quality("standard", "22.05 kHz mono", SAMPLE_RATE, 1,
+            "22050 Hz mono, GTZAN's format: what every mode makes, the library holds and the models learn"),
+    Quality("studio", "44.1 kHz stereo", STUDIO_SAMPLE_RATE, 2,
+            "44100 Hz stereo: compose renders a true stereo mix (each part at its style's pan, with its "
+            "reverb send in a stereo room); the other modes are upsampled from their 22050 Hz mono and "
+            "centred (the same signal in both channels, at -3 dB each, as a centred pan pot sends it)"),
+)}
+QUALITY_DEFAULT = "standard"
+STEREO_NATIVE = "true stereo"
+STEREO_CENTRED = "upsampled, centred"
+"""What studio quality means for a mode: it renders stereo itself, or its mono is upsampled and centred."""
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")

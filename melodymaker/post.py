@@ -1,5 +1,10 @@
 """The shared post stage: key and tempo conform (when the engine cannot), exact length, fades,
-loudness, and what the user will check measured on the result (tempo, key, loudness)."""
+loudness, the request's output quality, and what the user will check measured on the result
+(tempo, key, loudness).
+
+Audio may be mono (n,) or stereo (n, 2) (Track.audio). A mode that makes mono at 22050 Hz is
+finished as it always was, and only then, for studio quality, upsampled and centred
+(audio.centred); compose renders studio quality in stereo itself and is finished in stereo."""
 from __future__ import annotations
 
 import dataclasses
@@ -56,7 +61,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
     meta = dict(track.meta)
     requested_key, key_shift = request.musical_key, None
     if requested_key is not None and not capabilities.key:
-        y, key_shift = keys.shift_to(y, sr, requested_key)
+        y, key_shift = shift_key(y, sr, requested_key)
     if request.tempo and not capabilities.tempo:
         y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
     stems = track.stems
@@ -70,12 +75,12 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
         fade_out = min(1.0, 0.08 * request.length)
         n = int(round(request.length * sr))
         if not capabilities.length and 0 < len(y) < n:
-            y = np.tile(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
+            y = _repeat(y, int(np.ceil(n / len(y))))  # loop rather than leave silence
         elif 0 < len(y) < n:
             # the conform sped it up by more than source_length() allowed for: a slight extra
             # stretch (reported) rather than zeros at the end
             meta["length_fit_rate"] = round(len(y) / n, 4)
-            y = audio.time_stretch(y, len(y) / n, n, sr=sr)
+            y = audio.each_channel(audio.time_stretch, y, len(y) / n, n, sr=sr)
         y = audio.fit_length(y, n)
         y = audio.fades(y, sr, fade_in=0.01, fade_out=fade_out)
         gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01, fade_out=fade_out)
@@ -91,40 +96,105 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
                                       keep_context=keep_context)
         meta["post"] = handover
     if stems:  # each part gets the mix's gains, so that the parts still sum to the mix
-        stems = {role: audio.fit_length(part, len(y)) * gain * level for role, part in stems.items()}
-    meta.update(measure(y, sr, request, capabilities, requested_key, key_shift, meta.get("written_key")))
+        stems = {role: audio.fit_length(part, len(y)) * audio.per_sample(gain, part) * audio.per_sample(level, part)
+                 for role, part in stems.items()}
+    source, raw_sr, native = (y, sr), sr, np.ndim(y) == 2
+    if np.ndim(y) == 1 and request.output.channels == 2:
+        y, stems, sr = studio(y, stems, sr, request, meta)
+    meta.update(measure(y, sr, request, capabilities, requested_key, key_shift, meta.get("written_key"),
+                        source=source))
+    meta["quality"] = quality_report(request.output, native)
     meta["stems"] = sorted(stems, key=opt.ROLES.index) if stems else []
-    return Track(y, sr, track.midi, meta, stems, context)
+    return Track(y, sr, track.midi, meta, stems, context, context_sr=raw_sr if raw_sr != sr else None)
+
+
+def studio(y: np.ndarray, stems: dict | None, sr: int, request: GenerationRequest, meta: dict
+           ) -> tuple[np.ndarray, dict | None, int]:
+    """A finished mono track at the request's output quality: upsampled and centred (the same
+    signal in both channels, audio.centred), its stems too, and a loop's points in the new samples.
+    Exactly round(length * rate) samples, as a track made at that rate has (a loop: the same bars,
+    twice the samples). Returns (audio, stems, sample rate)."""
+    rate = request.output.sample_rate
+
+    def up(part: np.ndarray) -> np.ndarray:
+        part = audio.centred(part, sr, rate, loop=request.loop)
+        return part if request.loop else audio.fit_length(part, int(round(request.length * rate)))
+    out = up(y)
+    if stems:
+        stems = {role: up(part) for role, part in stems.items()}
+    if meta.get("loop"):
+        meta["loop"] = {**meta["loop"], "end": len(out)}
+    return out, stems, rate
+
+
+def quality_report(quality: opt.Quality, native: bool) -> dict:
+    """What a track's metadata says of its output format (its "quality"): the request's quality, its
+    rate and channels, and for stereo whether the mode rendered it (true stereo) or its mono was
+    upsampled and centred."""
+    report = {"name": quality.name, "label": quality.label, "sample_rate": quality.sample_rate,
+              "channels": quality.channels}
+    if quality.channels == 2:
+        report["stereo"] = opt.STEREO_NATIVE if native else opt.STEREO_CENTRED
+        report["note"] = ("rendered in stereo: each part at its pan, with its reverb send" if native else
+                          f"this mode makes {opt.SAMPLE_RATE} Hz mono: upsampled to {quality.sample_rate} Hz "
+                          "and centred, the same signal in both channels (no widening)")
+    return report
+
+
+def shift_key(y: np.ndarray, sr: int, requested: keys.Key) -> tuple[np.ndarray, dict]:
+    """keys.shift_to for mono or stereo: the key is heard on the channels' mean, and both channels
+    are shifted together."""
+    if np.ndim(y) == 1:
+        return keys.shift_to(y, sr, requested)
+    before = keys.estimate(audio.to_mono(y), sr)
+    if before is None:
+        return y, {"estimated_before": None, "semitones": 0}
+    semitones = keys.shift_between(before.key, requested)
+    return (audio.pitch_shift(y, sr, semitones) if semitones else y,
+            {"estimated_before": before.key.name, "semitones": semitones})
+
+
+def _repeat(y: np.ndarray, times: int) -> np.ndarray:
+    """y played `times` times end to end (mono or stereo)."""
+    return np.tile(y, (times,) + (1,) * (np.ndim(y) - 1))
 
 
 def measure(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Capabilities,
-            requested_key: keys.Key | None, key_shift: dict | None, written_key: str | None) -> dict:
+            requested_key: keys.Key | None, key_shift: dict | None, written_key: str | None, *,
+            source: tuple[np.ndarray, int] | None = None) -> dict:
     """What the user will check, measured on the finished audio: length, tempo, loudness, peak,
-    key; and the meter as asked and as applied."""
-    tempo, _ = audio.estimate_tempo(y, sr)
+    key; and the meter as asked and as applied. Tempo and key are heard in mono at 22050 Hz
+    (audio.analysis); source: the same music already mono (a studio track's mono before it was
+    upsampled), to hear them in instead."""
+    heard, heard_sr = audio.analysis(*(source if source is not None and np.ndim(source[0]) == 1 else (y, sr)))
+    tempo, _ = audio.estimate_tempo(heard, heard_sr)
     return {"length": round(len(y) / sr, 6), "samples": len(y), "sample_rate": sr,
+            "channels": 1 if np.ndim(y) == 1 else int(np.shape(y)[1]),
             "measured_tempo": round(tempo, 2) if tempo else None,
             "loudness_lufs": round(audio.loudness(y, sr), 2),
             "peak_dbfs": round(20 * float(np.log10(np.max(np.abs(y)) + 1e-9)), 2),
-            "key": key_report(y, sr, requested_key, key_shift, written_key),
+            "key": key_report(heard, heard_sr, requested_key, key_shift, written_key),
             # a mode that cannot write a meter plays its own (ignored, as it ignores instruments)
             "meter": {"requested": request.meter, "applied": "written" if capabilities.meter else "ignored"}}
 
 
 def hand_over(raw: np.ndarray, raw_start: float, n: int, sr: int, *, fade_out: float, gain: float | None,
-              rate: float, key_shift: int, keep_context: bool) -> tuple[dict, np.ndarray | None]:
+              rate: float, key_shift: int, keep_context: bool, raw_sr: int | None = None
+              ) -> tuple[dict, np.ndarray | None]:
     """What an extension of a finished track of n samples must know (its meta["post"]): the
     loudness gain, the fade-out, the tempo-conform rate and key shift to apply again, and where on
     the raw timeline the new audio takes over (context_end: the fade-out's start); with
-    keep_context, also the raw audio before that point (raw: the raw timeline from raw_start s)."""
+    keep_context, also the raw audio before that point (raw: the raw timeline from raw_start s,
+    at raw_sr, default sr)."""
+    raw_sr = raw_sr or sr
     fade = audio.fades_length(n, sr, fade_out)
     at = (n / sr - fade) * rate
     handover = {"gain": gain, "fade_out": round(fade, 6), "tempo_rate": rate, "key_shift": key_shift,
                 "context_end": round(at, 6)}
     context = None
     if keep_context:
-        end = int(round((at - raw_start) * sr))
-        context = np.asarray(raw[max(0, end - int(CONTEXT_SECONDS * sr)):max(0, end)], dtype=np.float32).copy()
+        end = int(round((at - raw_start) * raw_sr))
+        context = np.asarray(raw[max(0, end - int(CONTEXT_SECONDS * raw_sr)):max(0, end)], dtype=np.float32).copy()
     return handover, context
 
 
@@ -145,7 +215,7 @@ def make_loop(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: 
     if not capabilities.loop:
         fade = min(int(opt.LOOP_CROSSFADE * sr), n // 4)
         if len(y) < n + fade:
-            y = np.tile(y, int(np.ceil((n + fade) / max(1, len(y)))))
+            y = _repeat(y, int(np.ceil((n + fade) / max(1, len(y)))))
         y = audio.loop_crossfade(y, n, fade)
     return audio.fit_length(y, n), {"start": 0, "end": n, "bars": bars, "tempo": round(float(bpm), 3),
                                     "meter": meter.name, "seconds": round(n / sr, 6),
@@ -184,15 +254,22 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     engine's meta["crossfade"] seconds: 0 for a hard cut where both already play the same audio).
     Only the continuation is limited, so everything before the seam is the parent bit for bit.
     parent_tail: the parent's raw audio before starts_at (its Track.context), which the new track
-    keeps as its own context when its continuation is shorter than that."""
-    sr = parent.sr
+    keeps as its own context when its continuation is shorter than that.
+    A studio parent (stereo) of a mode that makes mono has its continuation conformed in mono, then
+    upsampled and centred as finish() made the parent; compose continues a stereo one in stereo."""
+    sr, raw_sr = parent.sr, continuation.sr
     post = parent_meta.get("post") or _post_of_older(parent, parent_meta)
     rate = float(post["tempo_rate"])
     y = np.asarray(continuation.audio, dtype=np.float32)
     if post["key_shift"]:
-        y = audio.pitch_shift(y, sr, post["key_shift"])
+        y = audio.pitch_shift(y, raw_sr, post["key_shift"])
     if rate != 1.0:
-        y = audio.time_stretch(y, rate, int(round(len(y) / rate)), sr=sr)
+        y = audio.each_channel(audio.time_stretch, y, rate, int(round(len(y) / rate)), sr=raw_sr)
+    native = np.ndim(y) == 2
+    if np.ndim(y) == 1 and np.ndim(parent.audio) == 2:
+        y = audio.centred(y, raw_sr, sr)
+    elif raw_sr != sr:
+        raise ValueError(f"the continuation is at {raw_sr} Hz, its parent at {sr} Hz")
     n, n_parent = int(round(request.length * sr)), len(parent.audio)
     fade_n = int(round(post["fade_out"] * sr))
     seam = int(round(continuation.meta.get("seam", (n_parent - fade_n) / sr) * sr))
@@ -203,14 +280,14 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
         raise ValueError(f"the continuation starts at {first / sr:.3f} s, after the seam at {seam / sr:.3f} s")
     want = n - seam
     if 0 < len(new) < want:  # a little short after the conform: stretch slightly, never pad silence
-        new = audio.time_stretch(new, len(new) / want, want, sr=sr)
+        new = audio.each_channel(audio.time_stretch, new, len(new) / want, want, sr=sr)
     new = audio.fit_length(new, want)
     new = audio.fades(new, sr, fade_in=0.0, fade_out=min(1.0, 0.08 * request.length))
     gain = matched_gain(parent.audio, y, seam, first, sr) or post["gain"]
     if gain is None:  # a parent stored before its gain was: match its measured loudness instead
         gain = audio.loudness_gain(new, sr, target_lufs=parent_meta.get("loudness_lufs", audio.TARGET_LUFS)) or 1.0
     _, new = audio.limit_scaled(new, gain, sr)
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty((n,) + np.shape(parent.audio)[1:], dtype=np.float32)
     out[:seam] = parent.audio[:seam]
     out[seam:] = new
     if xfade > 0:
@@ -221,28 +298,31 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
         own[faded] = audio.fade_out_curve(fade_n)[np.arange(seam, seam + xfade)[faded] - (n_parent - fade_n)]
         keep = audio.fade_out_curve(xfade) if not np.all(faded) else own
         ratio = np.divide(keep, own, out=np.zeros_like(keep), where=own > 1e-6)
-        out[seam:seam + xfade] = (ratio * parent.audio[seam:seam + xfade] + (1 - keep) * new[:xfade])
+        out[seam:seam + xfade] = (audio.per_sample(ratio, out) * parent.audio[seam:seam + xfade]
+                                  + audio.per_sample(1 - keep, out) * new[:xfade])
     np.clip(out, -1.0, 1.0, out=out)
     stems = None
     if continuation.stems and first == 0 and rate == 1.0 and not post["key_shift"]:
         # parts of the whole new timeline (compose): each gets the mix's gain sample by sample,
         # so that they still sum to it
         mix = audio.fit_length(np.asarray(continuation.audio, dtype=np.float32), n)
-        curve = np.divide(out, mix, out=np.zeros(n, dtype=np.float32), where=np.abs(mix) > 1e-7)
+        curve = np.divide(out, mix, out=np.zeros(out.shape, dtype=np.float32), where=np.abs(mix) > 1e-7)
         stems = {role: audio.fit_length(part, n) * curve for role, part in continuation.stems.items()}
     raw, raw_start = np.asarray(continuation.audio, dtype=np.float32), starts_at
     if parent_tail is not None and starts_at > 0:
-        raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / sr
+        raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / raw_sr
     handover, context = hand_over(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
-                                  gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context)
+                                  gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context,
+                                  raw_sr=raw_sr)
     parent_key = parent_meta.get("key") or {}
     meta = {**continuation.meta, "post": handover,
             "seam": {"at": round(seam / sr, 6), "crossfade": round(xfade / sr, 6),
                      "parent_length": round(n_parent / sr, 6)},
             **measure(out, sr, request, capabilities, request.musical_key, parent_key.get("shift"),
                       parent_key.get("written"))}
+    meta["quality"] = quality_report(request.output, native)  # the parent's request: its quality
     meta["stems"] = sorted(stems, key=opt.ROLES.index) if stems else []
-    return Track(out, sr, continuation.midi, meta, stems, context)
+    return Track(out, sr, continuation.midi, meta, stems, context, context_sr=raw_sr if raw_sr != sr else None)
 
 
 def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first: int, sr: int,

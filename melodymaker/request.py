@@ -2,7 +2,8 @@
 
 Accepts the structured form
     {"genre": "jazz", "instruments": ["piano", "bass"], "tempo": 96, "length": 20,
-     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor", "meter": "3/4", "loop": true}
+     "mode": "dataset", "seed": 7, "format": "mp3", "key": "A minor", "meter": "3/4", "loop": true,
+     "quality": "studio"}
 and the original MelodyMaker page's strings
     {"genre": "HipHop", "instruments": "Piano", "tempo": "Medium (90-120 BPM)",
      "length": "Demo (30 seconds)", "generate_mode": 0}.
@@ -37,6 +38,7 @@ class GenerationRequest:
     key: str = opt.KEY_AUTO
     meter: str = opt.METER_DEFAULT
     loop: bool = False
+    quality: str = opt.QUALITY_DEFAULT
     ignored_fields: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +55,11 @@ class GenerationRequest:
     @property
     def time_signature(self) -> opt.Meter:
         return opt.METERS[self.meter]
+
+    @property
+    def output(self) -> opt.Quality:
+        """The sample rate and channels the finished track has (options.QUALITIES)."""
+        return opt.QUALITIES[self.quality]
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> "GenerationRequest":
@@ -75,12 +82,13 @@ class GenerationRequest:
             key=parse_key(data.get("key")),
             meter=parse_meter(data.get("meter")),
             loop=parse_loop(data.get("loop")),
+            quality=parse_quality(data.get("quality")),
             ignored_fields=ignored_fields(data),
         )
 
 
 FIELDS = ("genre", "instruments", "tempo", "length", "mode", "generate_mode", "seed", "format",
-          "candidates", "key", "meter", "loop")
+          "candidates", "key", "meter", "loop", "quality")
 """Every field a request may carry (ignored_fields, too: a queued job's request is parsed again)."""
 IGNORED_MAX, IGNORED_NAME_MAX = 50, 100
 
@@ -259,6 +267,17 @@ def parse_loop(value: Any) -> bool:
         raise InvalidRequest(f"loop {value!r} must be true or false (a form may send true, false, "
                              "1 or 0)", field="loop")
     return word
+
+
+def parse_quality(value: Any) -> str:
+    """'standard' (the default: 22050 Hz mono) or 'studio' (44100 Hz stereo), any case."""
+    if _blank(value):
+        return opt.QUALITY_DEFAULT
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in opt.QUALITIES:
+        allowed = "; ".join(f"{q.name} ({q.label})" for q in opt.QUALITIES.values())
+        raise InvalidRequest(f"quality {value!r} is not one of: {allowed}", field="quality")
+    return name
 
 
 def ignored_fields(data: Mapping[str, Any]) -> tuple[str, ...]:

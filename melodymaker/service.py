@@ -25,7 +25,8 @@ from .store import TrackStore, new_id, open_store
 from .track import Track
 
 UPLOAD_MAX_SECONDS = 10 * 60
-TOP_LEVEL = ("length", "tempo", "measured_tempo", "loudness_lufs", "key", "meter", "loop", "stems", "post")
+TOP_LEVEL = ("length", "tempo", "measured_tempo", "loudness_lufs", "key", "meter", "loop", "stems", "post",
+             "quality")
 """What the post stage measured or decided that a track's metadata carries at its top level."""
 
 
@@ -383,6 +384,7 @@ class Service:
             "default_format": formats.DEFAULT,
             "seed": {"min": 0, "max": opt.SEED_MAX},
             "candidates": {"min": opt.CANDIDATES_MIN, "max": opt.CANDIDATES_MAX},
+            "quality": quality_options(),
             "sample_rate": opt.SAMPLE_RATE,
         }
 
@@ -511,6 +513,21 @@ def _scaled(progress: Progress, low: float, high: float) -> Progress:
     def inner(fraction: float, message: str = "") -> None:
         progress(low + (high - low) * fraction, message)
     return inner
+
+
+def quality_options() -> dict:
+    """The output qualities a request may ask for, and what studio quality means for each mode:
+    true stereo where the mode's module declares STEREO (compose renders it), else its mono
+    upsampled and centred by the post stage."""
+    import importlib
+    native = {name for name, m in engines.MODES.items()
+              if getattr(importlib.import_module(m.loader.__module__), "STEREO", False)}
+    return {"default": opt.QUALITY_DEFAULT,
+            "qualities": [{"name": q.name, "label": q.label, "sample_rate": q.sample_rate,
+                           "channels": q.channels, "description": q.description} for q in opt.QUALITIES.values()],
+            "studio": {name: opt.STEREO_NATIVE if name in native else opt.STEREO_CENTRED for name in engines.MODES},
+            "note": "The genre fit, similar tracks, /api/classify and evaluate hear every track as "
+                    f"{opt.SAMPLE_RATE} Hz mono, whatever its quality."}
 
 
 def meter_options() -> dict:

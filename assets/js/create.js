@@ -1,12 +1,12 @@
 // The Create screen: the request form built from /api/options (its genres, instruments, keys,
-// meters, presets, modes and the limits of every number: tempo, length, seed, candidates), mode capability notes,
+// meters, presets, modes, sound qualities and the limits of every number: tempo, length, seed, candidates), mode capability notes,
 // and a generation job followed to the end (progress, cancel, errors in plain words next to the field).
 // "More like this" posts a clip with the chosen mode, shows what was heard in it, and follows its job
 // the same way.
 import { api, followJob, jobError } from "./api.js";
 import { $, h, duration, capitalise, GENRE_COLOURS, ICONS } from "./util.js";
 
-const FIELDS = ["genre", "instruments", "tempo", "key", "meter", "length", "loop", "mode", "seed", "candidates"];
+const FIELDS = ["genre", "instruments", "tempo", "key", "meter", "length", "loop", "mode", "quality", "seed", "candidates"];
 const ROLE_NAMES = { drums: "Drums", bass: "Bass", harmony: "Harmony", lead: "Lead" };
 const SETTINGS_KEY = "melodymaker.settings";
 const TRANSFER_MODE = "rave";  // the mode that can play an uploaded clip itself (timbre transfer)
@@ -28,6 +28,7 @@ export function initCreate({ options: opts, counts: libraryCounts, onTrackDone }
   renderMeters();
   renderPresets();
   renderModes();
+  renderQualities();
   restoreSettings();
   const form = $("generate-form");
   form.addEventListener("input", (e) => onInput(e.target));
@@ -173,6 +174,27 @@ function renderModes() {
         : h("span", { class: "mode-reason" }, `Unavailable: ${m.reason}`)))));
 }
 
+/** The server's output qualities (standard first, its default): "Standard: 22.05 kHz mono". */
+function renderQualities() {
+  const quality = options.quality;
+  $("field-quality").hidden = !quality;  // a server without them makes standard tracks only
+  if (!quality) return;
+  $("quality").replaceChildren(...quality.qualities.map((q) => h("option",
+    { value: q.name }, `${capitalise(q.name)}: ${q.label}`)));
+  $("quality").value = quality.default;
+}
+
+/** The chosen quality's entry of /api/options, or null. */
+function currentQuality() {
+  if (!options.quality) return null;
+  return options.quality.qualities.find((q) => q.name === $("quality").value) || null;
+}
+
+/** What studio quality is in the chosen mode: "true stereo" or "upsampled, centred". */
+function studioMeaning(mode) {
+  return mode && options.quality ? options.quality.studio[mode.name] : null;
+}
+
 // -- keeping the controls, notes and summary in step ----------------------------------------
 function setPair(name, value) {
   $(name).value = value;
@@ -240,6 +262,17 @@ function updateModeNotes() {
   note("length-note", !caps.length,
     `Approximated: ${label} makes audio of its own length; it is trimmed or looped to this length.`);
   $("field-instruments").classList.toggle("approximated", !caps.instruments);
+  const quality = currentQuality();
+  if (quality) {
+    $("quality-hint").textContent = quality.channels === 2
+      ? `${quality.label}: the Composer renders a true stereo mix (each part where the genre's mix puts it); ` +
+        "the other modes make 22.05 kHz mono, upsampled and centred. Larger files."
+      : `${quality.label}, the format of the library and the models: the smallest files.`;
+    const centred = quality.channels === 2 && studioMeaning(mode) && studioMeaning(mode) !== "true stereo";
+    note("quality-note", centred, `Upsampled and centred: ${label} makes 22.05 kHz mono, so both channels ` +
+      "carry the same signal at 44.1 kHz. Pick the Composer mode for a true stereo mix.");
+    $("field-quality").classList.toggle("approximated", Boolean(centred));
+  }
   const transfer = Boolean(mode && mode.name === TRANSFER_MODE);  // only RAVE can play a clip itself
   $("reference-transfer-box").hidden = !transfer;
   $("reference-transfer-hint").hidden = !transfer;
@@ -277,6 +310,8 @@ function updateSummary() {
       : String(request.length ?? duration(options.length.default))],
     ["Loop", request.loop ? `yes, whole bars${mode && !mode.capabilities.loop ? " (approximated)" : ""}` : "no"],
     ["Mode", mode ? mode.label : "—"],
+    ...(currentQuality() ? [["Sound", currentQuality().label + (currentQuality().channels === 2 &&
+      studioMeaning(mode) && studioMeaning(mode) !== "true stereo" ? ` (${studioMeaning(mode)})` : "")]] : []),
     ["Seed", request.seed !== undefined ? String(request.seed) : "random"],
     ["Candidates", String(request.candidates ?? options.candidates.min)],
   ];
@@ -303,6 +338,8 @@ function readRequest() {
   const meter = form.get("meter");
   if (meter && meter !== options.meter.default) body.meter = meter;
   if (form.get("loop")) body.loop = true;
+  const quality = form.get("quality");
+  if (quality && options.quality && quality !== options.quality.default) body.quality = quality;
   for (const name of ["tempo", "length", "seed", "candidates"]) {
     const raw = String(form.get(name) ?? "").trim();
     if (raw !== "") body[name] = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
@@ -331,6 +368,7 @@ function restoreSettings() {
   if (options.key.keys.includes(saved.key)) $("key").value = saved.key;
   if (options.meter.meters.some((m) => m.name === saved.meter)) $("meter").value = saved.meter;
   $("loop").checked = saved.loop === true;
+  if (options.quality && options.quality.qualities.some((q) => q.name === saved.quality)) $("quality").value = saved.quality;
   const mode = document.querySelector(`input[name="mode"][value="${saved.mode}"]:not(:disabled)`);
   if (mode) mode.checked = true;
 }

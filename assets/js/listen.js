@@ -5,8 +5,10 @@
 // A finished track can be extended (a new track that continues it: "Keep going"); a track made as one
 // of several candidates shows its group ("Variations"): audition any, keep the ones worth keeping.
 // "Your tracks" lists each group's chosen track and the kept variations, not the others.
+// Every track says its sound format (22.05 kHz mono, or 44.1 kHz stereo for studio quality).
 import { api, followJob, jobError } from "./api.js";
 import { renderSimilar } from "./library.js";
+import { soundFormat } from "./player.js";
 import { $, h, ago, bpm, capitalise, clock, duration, percent, GENRE_COLOURS, ICONS } from "./util.js";
 
 const state = {
@@ -81,7 +83,7 @@ export async function openTrack(id, { autoplay = false } = {}) {
   $("player-card").style.setProperty("--genre", GENRE_COLOURS[meta.genre] || "#6d4aff");
   $("np-title").textContent = `${genreLabel(meta.genre)} · ${modeLabel(meta.mode)}`;
   $("np-sub").textContent = [duration(meta.length), meta.tempo ? bpm(meta.tempo) : null, `seed ${meta.seed}`,
-    meta.created ? `made ${ago(meta.created)}` : null].filter(Boolean).join(" · ");
+    soundFormat(meta), meta.created ? `made ${ago(meta.created)}` : null].filter(Boolean).join(" · ");
   renderDownloads(id, meta, track.files || {}, track.file_notes || {}, track.stems);
   renderInfo(meta);
   renderExtend(meta);
@@ -122,6 +124,8 @@ function renderDownloads(id, meta, files, notes, stems) {
       title: "One WAV per part, summing to the mix, and the score", html: ICONS.download }, "Stems"));
   }
   $("download-links").replaceChildren(...links);
+  $("download-format").textContent = soundFormat(meta);  // what the WAV and MP3 hold
+  $("download-format").title = (meta.quality && meta.quality.note) || "";
   const lines = state.formats.filter((f) => notes[f.name]).map((f) => h("p", { class: "cap-note dark" },
     `${f.label} is ${notes[f.name].replace(/\.$/, "")}.`));
   $("file-notes").replaceChildren(...lines);
@@ -154,6 +158,7 @@ function renderInfo(meta) {
     ...(meta.meter ? [["Meter", meta.meter.requested +
       (meta.meter.applied === "ignored" ? ` (ignored: ${modeLabel(meta.mode)} plays its own)` : "")]] : []),
     ["Length", `${clock(meta.length)} (${meta.length.toFixed(2)} s)`],
+    ["Sound", soundFormat(meta, { detail: true })],
     ...(meta.loop ? [["Loop", `${meta.loop.bars} bar${meta.loop.bars === 1 ? "" : "s"}, samples ` +
       `${meta.loop.start}–${meta.loop.end}${meta.loop.crossfade ? ", tail crossfaded into the start" : ""}`]] : []),
     ["Seed", String(meta.seed)],
@@ -238,6 +243,7 @@ function historyItem(meta) {
     h("span", { class: "history-text" },
       h("span", { class: "history-title" }, title),
       h("span", { class: "history-meta" }, [clock(meta.length), meta.tempo ? bpm(meta.tempo) : null, `seed ${meta.seed}`, fit,
+        meta.quality && meta.quality.channels === 2 ? soundFormat(meta) : null,
         meta.parent ? "extended" : null, meta.group && meta.group.chosen !== meta.id ? "kept variation" : null,
         meta.created ? ago(meta.created) : null].filter(Boolean).join(" · ")),
       downloads));

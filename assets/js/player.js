@@ -1,6 +1,7 @@
 // The track player: an <audio> element routed through the Web Audio API, a waveform of the
 // whole track (decoded with decodeAudioData, min/max peaks, click or arrow keys to seek) and a
-// live frequency-bar visualizer fed by an AnalyserNode.
+// live frequency-bar visualizer fed by an AnalyserNode. Tracks are mono or stereo (studio quality):
+// the waveform draws the peaks of every channel, and soundFormat() says which a track is.
 import { clock, ICONS } from "./util.js";
 
 const SEEK_STEP = 5;  // seconds per arrow key on the waveform
@@ -54,7 +55,8 @@ export class Player extends EventTarget {
   async decodePeaks(blob, token) {
     try {
       const data = await blob.arrayBuffer();
-      const decoder = new OfflineAudioContext(1, 1, 22050);  // decoding needs no running context
+      // decoding needs no running context; a stereo file keeps its two channels (at this rate)
+      const decoder = new OfflineAudioContext(1, 1, 22050);
       const buffer = await decoder.decodeAudioData(data);
       if (token !== this.loadToken) return;
       this.peaks = computePeaks(buffer, 2048);
@@ -238,19 +240,34 @@ export class Player extends EventTarget {
   }
 }
 
-/** Min/max of each of `buckets` equal slices of the first channel: [min0, max0, min1, max1, ...]. */
+/** A track's sample rate and channels in words, from its metadata: "44.1 kHz stereo",
+"22.05 kHz mono"; a studio track of a mode that makes mono says it is upsampled and centred. Tracks
+stored before qualities existed are 22.05 kHz mono. */
+export function soundFormat(meta, { detail = false } = {}) {
+  const q = (meta && meta.quality) || {};
+  const rate = q.sample_rate || (meta && meta.details && meta.details.sample_rate) || 22050;
+  const channels = q.channels || 1;
+  const words = `${Number((rate / 1000).toFixed(2))} kHz ${channels === 2 ? "stereo" : "mono"}`;
+  if (!detail || channels !== 2 || !q.stereo) return words;
+  return `${words} (${q.stereo})`;
+}
+
+/** Min/max of each of `buckets` equal slices, over every channel: [min0, max0, min1, max1, ...]. */
 function computePeaks(buffer, buckets) {
-  const data = buffer.getChannelData(0);
-  const n = Math.min(buckets, data.length) || 1;
+  const channels = Array.from({ length: buffer.numberOfChannels }, (_, c) => buffer.getChannelData(c));
+  const length = channels[0].length;
+  const n = Math.min(buckets, length) || 1;
   const peaks = new Float32Array(2 * n);
   let top = 1e-6;
   for (let b = 0; b < n; b++) {
-    const start = Math.floor((b / n) * data.length), end = Math.floor(((b + 1) / n) * data.length);
+    const start = Math.floor((b / n) * length), end = Math.floor(((b + 1) / n) * length);
     let lo = 0, hi = 0;
-    for (let i = start; i < end; i++) {
-      const v = data[i];
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
+    for (const data of channels) {
+      for (let i = start; i < end; i++) {
+        const v = data[i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
     }
     peaks[2 * b] = lo;
     peaks[2 * b + 1] = hi;

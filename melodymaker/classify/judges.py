@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import CHECKPOINT_NAME as CNN_NAME
-from .classifier import GenreClassifier
+from .classifier import GenreClassifier, prepare_audio
 from .feature_judge import CHECKPOINT_NAME as FEATURES_NAME
 from .feature_judge import FeatureJudge
 
@@ -58,8 +58,16 @@ class Judges:
         self.cnn, self.features = cnn, features
         self.version = hashlib.sha256(f"{cnn.version}+{features.version}".encode()).hexdigest()[:12]
 
+    def hear(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+        """The one place a track's audio enters the judges: mono (n,) or stereo (n, 2) at any rate,
+        folded to mono (the channels' mean) and resampled to the rate they were trained at (GTZAN's
+        22050 Hz), once for both; ValueError for empty or non-finite audio."""
+        rate = self.cnn.mel.sr
+        return prepare_audio(y, sr, rate), rate
+
     def verdict(self, y: np.ndarray, sr: int) -> Verdict:
-        """Both judges on float32 audio (n,) at any sr (resampled to 22050 Hz inside)."""
+        """Both judges on float32 audio, mono (n,) or stereo (n, 2), at any sr (see hear())."""
+        y, sr = self.hear(y, sr)
         cnn, embedding = self.cnn.predict_and_embed(y, sr)
         features = self.features.predict(y, sr)
         return Verdict(cnn, features, combine(cnn, features), embedding)
@@ -69,7 +77,7 @@ class Judges:
         return self.verdict(y, sr).combined
 
     def embed(self, y: np.ndarray, sr: int) -> np.ndarray:
-        return self.cnn.embed(y, sr)
+        return self.cnn.embed(*self.hear(y, sr))
 
     def predict_and_embed(self, y: np.ndarray, sr: int) -> tuple[dict[str, float], np.ndarray]:
         v = self.verdict(y, sr)

@@ -316,26 +316,28 @@ def _form_summary(bars: list[Bar], intro: Section | None, loop: bool = False) ->
 
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
             seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
-            loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None
-            ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
+            loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
+            stereo: bool = False) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
     """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end.
 
     loop: `length` is taken to the nearest whole number of bars (Meter.loop_bars, at the tempo
     the song resolves to) and the audio is the loop's steady state: what rings past its end (notes,
-    release, the reverb tail) is added to its start, and nothing fades."""
+    release, the reverb tail) is added to its start, and nothing fades.
+    stereo: shape (round(length * sr), 2), each part at its pan (midi.render_parts); else mono (n,)."""
     y, _, score, facts = perform_parts(genre, tempo=tempo, length=length, instruments=instruments,
                                        seed=seed, kit=kit, key=key, meter=meter, loop=loop, sr=sr,
-                                       soundfont=soundfont, on_composed=on_composed, stems=False)
+                                       soundfont=soundfont, on_composed=on_composed, stems=False,
+                                       stereo=stereo)
     return y, score, facts
 
 
 def perform_parts(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
                   seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
                   loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
-                  stems: bool = True, extend_from: float | None = None
+                  stems: bool = True, extend_from: float | None = None, stereo: bool = False
                   ) -> tuple[np.ndarray, dict[str, np.ndarray], pretty_midi.PrettyMIDI, dict]:
     """perform(), and the mix's stems: {role: audio} for the roles the arrangement used, each made
-    exactly as the mix is (same length, fade or wrap), summing to it. stems=False: {}.
+    exactly as the mix is (same length, fade or wrap, and channels), summing to it. stems=False: {}.
     extend_from: the length of the track this one continues (compose_continuation)."""
     from ..midi import REVERB_SECONDS, render_parts
     if loop:
@@ -354,15 +356,19 @@ def perform_parts(genre: str, *, tempo: float | None, length: float, instruments
     n = int(round(length * sr))
     role = (lambda inst: INSTRUMENTS[inst.name].role) if stems else None
     if loop:
-        y, parts = render_parts(score, sr, soundfont=soundfont, tail=REVERB_SECONDS + 0.5, group=role)
+        y, parts = render_parts(score, sr, soundfont=soundfont, tail=REVERB_SECONDS + 0.5, group=role,
+                                stereo=stereo)
         return wrap(y, n), {r: wrap(p, n) for r, p in parts.items()}, score, facts
-    y, parts = render_parts(score, sr, soundfont=soundfont, group=role)
+    y, parts = render_parts(score, sr, soundfont=soundfont, group=role, stereo=stereo)
     fade = min(int(0.2 * sr), n // 4)
+    ramp = np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
+    if stereo:
+        ramp = ramp[:, None]
 
     def finish(y: np.ndarray) -> np.ndarray:
-        y = np.pad(y[:n], (0, max(0, n - len(y)))).astype(np.float32)
+        y = np.pad(y[:n], [(0, max(0, n - len(y)))] + [(0, 0)] * (y.ndim - 1)).astype(np.float32)
         if fade > 0:
-            y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
+            y[-fade:] *= ramp
         return y
     return finish(y), {r: finish(p) for r, p in parts.items()}, score, facts
 
@@ -374,8 +380,9 @@ def _seeded_tempo(genre: str, seed: int) -> float:
 
 def wrap(y: np.ndarray, n: int) -> np.ndarray:
     """A loop of n samples from audio that rings on past n: everything after n is added back from
-    the start (again, if it is longer than the loop), so the loop played end to end is continuous."""
-    out = np.zeros(n, dtype=np.float32)
+    the start (again, if it is longer than the loop), so the loop played end to end is continuous.
+    Mono (n,) or stereo (n, 2)."""
+    out = np.zeros((n,) + y.shape[1:], dtype=np.float32)
     for at in range(0, len(y), n):
         chunk = y[at:at + n]
         out[:len(chunk)] += chunk

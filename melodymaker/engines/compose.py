@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from ..errors import GenerationFailed, InvalidRequest
-from ..options import SAMPLE_RATE
+from ..options import QUALITIES, QUALITY_DEFAULT
 from ..track import Track
 from .base import Capabilities, Engine, Progress, no_progress
 
@@ -16,6 +16,9 @@ DESCRIPTION = ("Writes a genre arrangement (drums, bass, harmony, lead) as MIDI 
 CAPABILITIES = Capabilities(instruments=True, tempo=True, length=True, midi=True, key=True,
                             meter=True, loop=True, stems=True)
 NUMBER = 2  # the original page's "API" slot
+STEREO = True
+"""Renders studio quality (options.QUALITIES) itself: a true stereo mix at 44.1 kHz, each part at
+its style's pan with its reverb send; the other modes' mono is upsampled and centred by the post stage."""
 
 
 class ComposeEngine(Engine):
@@ -63,17 +66,17 @@ class ComposeEngine(Engine):
         self.check(request)
         started = time.perf_counter()
         progress(0.05, "composing")
+        sr, stereo = _output(request)
         y, stems, score, facts = perform_parts(
             request.genre, tempo=request.tempo, length=request.length, instruments=request.instruments,
             seed=request.seed, key=request.musical_key, meter=request.meter, loop=request.loop,
-            sr=SAMPLE_RATE, soundfont=self.soundfont, on_composed=lambda: progress(0.1, "rendering"))
+            sr=sr, soundfont=self.soundfont, on_composed=lambda: progress(0.1, "rendering"), stereo=stereo)
         progress(0.9, "rendered")
         written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
         meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
                 "soundfont": soundfont_path(self.soundfont).name,
                 "seconds": round(time.perf_counter() - started, 3)}
-        return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta, stems=stems)
-
+        return Track(audio=y, sr=sr, midi=score, meta=meta, stems=stems)
 
     def continue_from(self, parent, progress: Progress = no_progress) -> Track:
         """The parent's score continued from the bar line where its final chord began (the seam:
@@ -84,10 +87,11 @@ class ComposeEngine(Engine):
         request = parent.request
         started = time.perf_counter()
         progress(0.05, "continuing the score")
+        sr, stereo = _output(request)  # the parent's request: a studio track continues in studio
         y, stems, score, facts = perform_parts(
             request.genre, tempo=request.tempo, length=parent.length, instruments=request.instruments,
-            seed=request.seed, key=request.musical_key, meter=request.meter, sr=SAMPLE_RATE,
-            soundfont=self.soundfont, extend_from=request.length,
+            seed=request.seed, key=request.musical_key, meter=request.meter, sr=sr,
+            soundfont=self.soundfont, extend_from=request.length, stereo=stereo,
             on_composed=lambda: progress(0.1, "rendering"))
         progress(0.9, "rendered")
         written = facts.pop("key")
@@ -97,7 +101,13 @@ class ComposeEngine(Engine):
                 "seam": continued["seam"], "crossfade": 0.0,
                 "continued_by": f"the score, from bar {continued['from_bars'] + 1}",
                 "seconds": round(time.perf_counter() - started, 3)}
-        return Track(audio=y, sr=SAMPLE_RATE, midi=score, meta=meta, stems=stems)
+        return Track(audio=y, sr=sr, midi=score, meta=meta, stems=stems)
+
+
+def _output(request) -> tuple[int, bool]:
+    """The sample rate and whether to render in stereo, as the request's quality asks."""
+    quality = QUALITIES[getattr(request, "quality", None) or QUALITY_DEFAULT]
+    return quality.sample_rate, quality.channels == 2
 
 
 def load(settings, library=None) -> ComposeEngine:

@@ -1,5 +1,8 @@
 """The directory store: root/<id>/{audio.wav, meta.json, score.mid?, embedding.npy?, other encodings}.
 
+audio.wav is 16-bit PCM at the track's rate, mono or stereo as the track is (Track.audio: (n,) or
+(n, 2); soundfile writes and reads both), and reads back in the same shape.
+
 A track is written into root/.tmp-<id>/ and renamed into place when complete (one rename: atomic on
 one filesystem, NFS included), so readers never see half a track. Temporary folders left by a
 process killed mid-write are removed only once they are older than the longest job can run, since
@@ -71,7 +74,7 @@ class DirectoryStore(TrackStore):
         if embedding is not None:
             np.save(tmp / "embedding.npy", np.asarray(embedding, dtype=np.float32))
         if track.context is not None:
-            sf.write(tmp / CONTEXT_FILE, track.context, track.sr, subtype="FLOAT")
+            sf.write(tmp / CONTEXT_FILE, track.context, track.context_sr or track.sr, subtype="FLOAT")
         if track.midi is not None:
             track.midi.write(str(tmp / "score.mid"))
         if track.stems:
