@@ -434,6 +434,8 @@ async function fromReference() {
   const genre = (document.querySelector('input[name="genre"]:checked') || {}).value;
   if (classifierMissing && genre) body.append("genre", genre);
   if (!$("reference-transfer-box").hidden && $("reference-transfer").checked) body.append("transfer", "true");
+  const quality = currentQuality();
+  if (quality && quality.name !== options.quality.default) body.append("quality", quality.name);
   $("reference-heard").replaceChildren();
   setBusy(true);
   showProgress({ status: "running", progress: 0, message: `listening to ${file.name}` });
