@@ -69,7 +69,6 @@ SYSTEM_SOUNDFONTS = (
     Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),   # musescore-general-soundfont(-small)
     Path("/usr/share/sounds/sf2/MuseScore_General.sf2"),
     Path("/usr/share/soundfonts/FluidR3_GM.sf2"),          # Fedora, Arch: fluid-soundfont-gm, soundfont-fluid
-    Path("/opt/homebrew/share/soundfonts/FluidR3_GM.sf2"),  # macOS: brew install fluid-synth's fonts
 )
 """General MIDI fonts a package manager installs, best first (all MIT-licensed)."""
 SHARED_ABOVE = 32 * 2 ** 20

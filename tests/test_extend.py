@@ -10,10 +10,11 @@ import io
 import time
 
 import librosa
+import pytest
 import numpy as np
 import soundfile as sf
 
-from conftest import SR
+from conftest import ROOT, SR
 
 from melodymaker.audio import seam_report
 
@@ -148,3 +149,43 @@ def test_extending_bad_tracks_and_lengths_says_what_is_wrong(client):
     loop_id = make(client, genre="rock", mode="dataset", length=4, seed=1, tempo=120, loop=True)
     r = client.post(f"/api/tracks/{loop_id}/extend", json={"seconds": 5})
     assert r.status_code == 409 and "loop" in r.json["message"]
+
+
+# -- the neural modes, end to end through the server (their own continuation: test_extend_models) --
+@pytest.fixture(scope="module")
+def neural_client(tmp_path_factory):
+    """The server with the shipped checkpoints over a small built-in disco library (RAVE draws its
+    latents from it), on one torch thread."""
+    import torch
+
+    from app import create_app
+    from melodymaker.compose.builder import build_library
+    from melodymaker.settings import Settings
+    root = tmp_path_factory.mktemp("extend-neural")
+    build_library(root / "genres", per_genre=3, seed=0, duration=6.0, workers=1, progress=False,
+                  genres=("disco",))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    app = create_app(Settings(genres_dir=root / "genres", models_dir=ROOT / "models", var_dir=root / "var",
+                              workers=1))
+    yield app.test_client()
+    app.extensions["melodymaker"].close()
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("mode", ["ddim", "rave", "melgan"])
+def test_a_neural_track_extends_from_its_own_tail_without_a_seam(neural_client, mode):
+    client = neural_client
+    parent_id = make(client, genre="disco", mode=mode, length=5, seed=4, tempo=118)
+    before = audio(client, parent_id)
+    meta = extend(client, parent_id, 4)
+    y = audio(client, meta["id"])
+    assert len(y) == 9 * SR and meta["parent"] == parent_id and meta["mode"] == mode
+    n = int(round(meta["seam"]["at"] * SR))
+    assert abs(meta["seam"]["at"] - (5 - 0.4)) < 1e-3               # the parent's fade-out start
+    assert np.array_equal(y[:n], before[:n])
+    assert meta["details"]["starts_at"] > 0                          # it continued the tail it kept
+    assert_seamless(y, meta["seam"]["at"])
+    parent_lufs = client.get(f"/api/tracks/{parent_id}").json["meta"]["loudness_lufs"]
+    assert abs(meta["loudness_lufs"] - parent_lufs) < 3
+    assert np.array_equal(audio(client, parent_id), before)

@@ -76,7 +76,10 @@ def test_a_composed_loop_is_whole_bars_and_repeats_without_a_seam(client, genre,
     assert audio.wav_loop(wav) == (0, n)
     found = seam(y, sr)
     assert found["jump"] <= found["jump_inside"], found
-    assert found["step"] <= found["step_inside"], found
+    # the loop's first downbeat follows its cadence bar: a style whose bus compressor evens out the
+    # steps inside (pop since style version 2) may leave that one a little above them (a fade or a
+    # gap shows tens of dB: test_without_loop_the_same_track_has_a_seam)
+    assert found["step"] <= found["step_inside"] + 1.5, found
     assert 20 * np.log10(np.sqrt(np.mean(y[: int(WINDOW * sr)] ** 2)) + 1e-9) > -50  # no fade-in
 
 

@@ -23,7 +23,7 @@ import soundfile as sf
 from ..options import GENRES, SAMPLE_RATE
 from ..midi import DEFAULT_SOUNDFONT
 from .composer import perform
-from .styles import STYLES
+from .styles import style_of
 
 BUILDER_VERSION = 1
 LIBRARY_STYLE_VERSION = 1
@@ -41,7 +41,7 @@ FADE = 0.5
 
 def clip_spec(genre: str, index: int, seed: int, duration: float) -> dict:
     """What clip `index` of `genre` will be: a seeded tempo, instruments and composer seed."""
-    style = STYLES[genre]
+    style = style_of(genre, LIBRARY_STYLE_VERSION)
     rng = random.Random(f"library:{seed}:{genre}:{index}")
     instruments = []
     for role, choices in style.instruments.items():
@@ -116,7 +116,7 @@ def build_clip(job: tuple[str, str, int, int, float]) -> str:
     # seconds on a held final chord that sounds alike in every genre
     y, _, facts = perform(genre, tempo=spec["tempo"], length=duration + RUN_ON,
                           instruments=tuple(spec["instruments"]), seed=spec["seed"],
-                          kit=spec["kit"], soundfont=DEFAULT_SOUNDFONT)
+                          kit=spec["kit"], soundfont=DEFAULT_SOUNDFONT, style_version=spec["style_version"])
     n = int(round(duration * SAMPLE_RATE))
     y = y[:n] * _fade_out(n, int(FADE * SAMPLE_RATE))
     audio.parent.mkdir(parents=True, exist_ok=True)

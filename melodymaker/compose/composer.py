@@ -14,7 +14,7 @@ import pretty_midi
 from ..keys import Key
 from ..options import GENRES, INSTRUMENTS, METER_DEFAULT, METERS, ROLES, SAMPLE_RATE, Meter
 from . import parts
-from .styles import STYLES, MeterStyle, Section, Style
+from .styles import STYLE_VERSION, STYLES, MeterStyle, Section, Style, style_of
 from .theory import Chord, key_name, parse_chord
 
 # How much louder (dB) each instrument must be played to sit level with the others in the GM
@@ -159,7 +159,8 @@ def plan(style: Style, tonic: int, mode: str, n_bars: int, bar_len: float,
 
 def compose(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
             seed: int, kit: int | None = None, key: Key | None = None,
-            meter: str = METER_DEFAULT, loop: bool = False) -> tuple[pretty_midi.PrettyMIDI, dict]:
+            meter: str = METER_DEFAULT, loop: bool = False, style_version: int = STYLE_VERSION
+            ) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """Write a genre arrangement as a multi-track score of exactly `length` seconds.
 
     tempo: BPM (dotted quarters in 6/8), or None for a seeded tempo in the genre's range. key: the
@@ -173,7 +174,7 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
     """
     if genre not in STYLES:
         raise ValueError(f"unknown genre {genre!r}; one of {', '.join(GENRES)}")
-    style = STYLES[genre]
+    style = style_of(genre, style_version)
     if meter not in style.meter_names:
         raise ValueError(f"{genre} is not written in {meter}; its meters: {', '.join(style.meter_names)}")
     time_sig = METERS[meter]
@@ -216,15 +217,15 @@ def compose(genre: str, *, tempo: float | None, length: float, instruments: tupl
         "genre": genre, "tempo": bpm, "key": key_name(tonic, mode), "tonic": tonic, "mode": mode,
         "time_signature": meter, "feel": style.feel,
         "instruments": {role: list(cast[role]) for role in ROLES if cast[role]},
-        "form": _form_summary(bars, style.intro, loop), "bars": n_bars,
+        "form": _form_summary(bars, style.intro, loop), "bars": n_bars, "style_version": style_version,
     }
     return score, facts
 
 
 def compose_continuation(genre: str, *, tempo: float | None, parent_length: float, length: float,
                          instruments: tuple[str, ...] = (), seed: int, kit: int | None = None,
-                         key: Key | None = None, meter: str = METER_DEFAULT
-                         ) -> tuple[pretty_midi.PrettyMIDI, dict]:
+                         key: Key | None = None, meter: str = METER_DEFAULT,
+                         style_version: int = STYLE_VERSION) -> tuple[pretty_midi.PrettyMIDI, dict]:
     """The score of compose(..., length=parent_length) continued to `length` seconds.
 
     Every note of the parent that starts before its final chord is kept as it was; from that bar
@@ -233,8 +234,8 @@ def compose_continuation(genre: str, *, tempo: float | None, parent_length: floa
     final chord at the new length. The new bars are written with their own seeded draws, so the
     same extension of the same track is the same music."""
     parent, facts = compose(genre, tempo=tempo, length=parent_length, instruments=instruments, seed=seed,
-                            kit=kit, key=key, meter=meter)
-    style, time_sig = STYLES[genre], METERS[meter]
+                            kit=kit, key=key, meter=meter, style_version=style_version)
+    style, time_sig = style_of(genre, style_version), METERS[meter]
     bpm, tonic, mode = facts["tempo"], facts["tonic"], facts["mode"]
     bar_len = time_sig.bar_seconds(bpm)
     seam = facts["bars"] * bar_len
@@ -317,7 +318,8 @@ def _form_summary(bars: list[Bar], intro: Section | None, loop: bool = False) ->
 def perform(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
             seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
             loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
-            stereo: bool = False) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
+            stereo: bool = False, style_version: int = STYLE_VERSION
+            ) -> tuple[np.ndarray, pretty_midi.PrettyMIDI, dict]:
     """Compose and render: exactly round(length * sr) float32 samples, a short fade at the end.
 
     loop: `length` is taken to the nearest whole number of bars (Meter.loop_bars, at the tempo
@@ -327,30 +329,32 @@ def perform(genre: str, *, tempo: float | None, length: float, instruments: tupl
     y, _, score, facts = perform_parts(genre, tempo=tempo, length=length, instruments=instruments,
                                        seed=seed, kit=kit, key=key, meter=meter, loop=loop, sr=sr,
                                        soundfont=soundfont, on_composed=on_composed, stems=False,
-                                       stereo=stereo)
+                                       stereo=stereo, style_version=style_version)
     return y, score, facts
 
 
 def perform_parts(genre: str, *, tempo: float | None, length: float, instruments: tuple[str, ...] = (),
                   seed: int, kit: int | None = None, key: Key | None = None, meter: str = METER_DEFAULT,
                   loop: bool = False, sr: int = SAMPLE_RATE, soundfont=None, on_composed=None,
-                  stems: bool = True, extend_from: float | None = None, stereo: bool = False
+                  stems: bool = True, extend_from: float | None = None, stereo: bool = False,
+                  style_version: int = STYLE_VERSION
                   ) -> tuple[np.ndarray, dict[str, np.ndarray], pretty_midi.PrettyMIDI, dict]:
     """perform(), and the mix's stems: {role: audio} for the roles the arrangement used, each made
     exactly as the mix is (same length, fade or wrap, and channels), summing to it. stems=False: {}.
     extend_from: the length of the track this one continues (compose_continuation)."""
     from ..midi import REVERB_SECONDS, render_parts
     if loop:
-        bpm = float(tempo) if tempo else _seeded_tempo(genre, seed)
+        bpm = float(tempo) if tempo else _seeded_tempo(genre, seed, style_version)
         time_sig = METERS[meter]
         length = time_sig.loop_bars(length, bpm) * time_sig.bar_seconds(bpm)
         tempo = bpm
     if extend_from is None:
         score, facts = compose(genre, tempo=tempo, length=length, instruments=instruments, seed=seed,
-                               kit=kit, key=key, meter=meter, loop=loop)
+                               kit=kit, key=key, meter=meter, loop=loop, style_version=style_version)
     else:
         score, facts = compose_continuation(genre, tempo=tempo, parent_length=extend_from, length=length,
-                                            instruments=instruments, seed=seed, kit=kit, key=key, meter=meter)
+                                            instruments=instruments, seed=seed, kit=kit, key=key, meter=meter,
+                                            style_version=style_version)
     if on_composed is not None:
         on_composed()
     n = int(round(length * sr))
@@ -373,9 +377,9 @@ def perform_parts(genre: str, *, tempo: float | None, length: float, instruments
     return finish(y), {r: finish(p) for r, p in parts.items()}, score, facts
 
 
-def _seeded_tempo(genre: str, seed: int) -> float:
+def _seeded_tempo(genre: str, seed: int, style_version: int = STYLE_VERSION) -> float:
     """The tempo compose() draws for a seed when none is asked for (its first draw)."""
-    return float(random.Random(f"compose:{genre}:{seed}").randint(*STYLES[genre].tempo))
+    return float(random.Random(f"compose:{genre}:{seed}").randint(*style_of(genre, style_version).tempo))
 
 
 def wrap(y: np.ndarray, n: int) -> np.ndarray:

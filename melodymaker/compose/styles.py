@@ -15,7 +15,7 @@
 # ("ii7 V7" splits the bar); see theory.parse_chord.
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..options import GENRES, INSTRUMENTS, KEY_MODES, METER_DEFAULT, METERS, ROLES
 
@@ -55,6 +55,15 @@ class Mix:
     pan: int = 64                      # CC10
     reverb: int = 40                   # CC91
     chorus: int = 0                    # CC93
+
+
+@dataclass(frozen=True)
+class Bus:
+    """The mix bus of a style that wants a produced sound (mastering.bus): a high-shelf lift for
+    brightness, then gentle compression."""
+    threshold_db: float
+    ratio: float
+    shelf_db: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Style:
     mix: dict[str, Mix] = field(default_factory=dict)
     meters: dict[str, MeterStyle] = field(default_factory=dict)  # the meters besides 4/4
     meter_note: str = ""               # why a meter is missing, for /api/options
+    bus: Bus | None = None             # mix-bus EQ and compression (style version 2 on)
 
     def patterns(self, meter: str) -> MeterStyle:
         """The grooves, fills, bass lines and comping of one meter; KeyError when it has none."""
@@ -503,8 +513,43 @@ _add(Style(
     meter_note="no 3/4: a rock waltz is a rarity; its triple time is the 6/8 ballad here",
 ))
 
+# -- style versions ---------------------------------------------------------------------------------
+# Version 1 is what the built-in library (and so every shipped model) was made with; it stays as it
+# is. Version 2 revises the thinnest styles: hip-hop gets a sub-heavy 808-style bass that follows
+# the kick and a swung sixteenth hi-hat with rolls; pop a brighter, compressed mix with sixteenth
+# hats and a layered clap. Compose requests use the newest version; a library is built with
+# builder.LIBRARY_STYLE_VERSION until the models are retrained on a newer one.
+STYLE_VERSIONS: dict[int, dict[str, Style]] = {1: dict(STYLES)}
+STYLE_VERSIONS[2] = {**STYLES, "hiphop": replace(
+    STYLES["hiphop"],
+    grooves=({"kick": "x......xx.x.....", "snare": "....X.......X...", "hat": "xgxgxgxgxgxgxgxg"},
+             {"kick": "x.x....x..x..x..", "snare": "....X.......X..g", "hat": "xgxgxgxxxgxgxxxx",
+              "open": "..............x."}),
+    bass=("R------RR-R-----", "R------R5-R---8-"),   # the 808 plays with the kick and rings
+    bass_center=31, comp_register=(53, 77),
+    mix={"drums": Mix(-7, 64, 12), "bass": Mix(-5, 64, 0), "harmony": Mix(-9, 52, 35),
+         "lead": Mix(-8, 76, 40)},
+    bus=Bus(threshold_db=-20.0, ratio=2.5)), "pop": replace(
+    STYLES["pop"],
+    grooves=({"kick": "x.......x.x.....", "snare": "....x.......x...", "clap": "....x.......x...",
+              "hat": "xoxoxoxoxoxoxoxo"},
+             {"kick": "x.....x.x.......", "snare": "....x.......x...", "clap": "....x.......x...",
+              "hat": "xoxoxoxoxoxoxoxo", "tamb": "..x...x...x...x."}),
+    comp_register=(57, 81),
+    mix={"drums": Mix(-8, 64, 25), "bass": Mix(-9, 64, 5), "harmony": Mix(-8, 50, 40, 30),
+         "lead": Mix(-5, 74, 45, 30)},
+    bus=Bus(threshold_db=-22.0, ratio=3.0, shelf_db=3.0))}
+STYLE_VERSION = max(STYLE_VERSIONS)
+"""The newest styles: what compose requests are written with."""
+
+
+def style_of(genre: str, version: int = STYLE_VERSION) -> Style:
+    """A genre's style in a version (KeyError for an unknown one)."""
+    return STYLE_VERSIONS[version][genre]
+
+
 assert set(STYLES) == set(GENRES), "every genre needs a style"
-for _style in STYLES.values():
+for _style in (st for version in STYLE_VERSIONS.values() for st in version.values()):
     # a request may ask any genre for any key: every style writes in both modes
     assert all(set(d) == set(KEY_MODES) for d in (_style.progressions, _style.cadence, _style.final,
                                                 _style.melody.scale)), _style.genre

@@ -42,8 +42,8 @@ class ComposeEngine(Engine):
 
     def check(self, request) -> None:
         """A genre is written only in the meters its style has (styles.Style.meters)."""
-        from ..compose.styles import STYLES
-        style = STYLES[request.genre]
+        from ..compose.styles import style_of
+        style = style_of(request.genre)
         if request.meter not in style.meter_names:
             raise InvalidRequest(f"meter {request.meter} is not one the composer writes {request.genre} "
                                  f"in ({style.meter_note}); for {request.genre}: "
@@ -71,6 +71,7 @@ class ComposeEngine(Engine):
             request.genre, tempo=request.tempo, length=request.length, instruments=request.instruments,
             seed=request.seed, key=request.musical_key, meter=request.meter, loop=request.loop,
             sr=sr, soundfont=self.soundfont, on_composed=lambda: progress(0.1, "rendering"), stereo=stereo)
+        y, stems = _bus(request.genre, facts["style_version"], y, stems, sr, loop=request.loop)
         progress(0.9, "rendered")
         written = facts.pop("key")  # the track's "key" is the post stage's report of its audio
         meta = {**facts, "written_key": written, "engine": self.name, "seed": request.seed,
@@ -92,7 +93,9 @@ class ComposeEngine(Engine):
             request.genre, tempo=request.tempo, length=parent.length, instruments=request.instruments,
             seed=request.seed, key=request.musical_key, meter=request.meter, sr=sr,
             soundfont=self.soundfont, extend_from=request.length, stereo=stereo,
+            style_version=parent.meta.get("details", {}).get("style_version", 1),   # the parent's styles
             on_composed=lambda: progress(0.1, "rendering"))
+        y, stems = _bus(request.genre, facts["style_version"], y, stems, sr)
         progress(0.9, "rendered")
         written = facts.pop("key")
         continued = facts.pop("continued")
@@ -102,6 +105,17 @@ class ComposeEngine(Engine):
                 "continued_by": f"the score, from bar {continued['from_bars'] + 1}",
                 "seconds": round(time.perf_counter() - started, 3)}
         return Track(audio=y, sr=sr, midi=score, meta=meta, stems=stems)
+
+
+def _bus(genre: str, version: int, y, stems, sr: int, loop: bool = False):
+    """The mix (and stems) through the style's bus EQ and compression, where it has one."""
+    from ..compose.styles import style_of
+    bus = style_of(genre, version).bus
+    if bus is None:
+        return y, stems
+    from ..mastering import bus as process
+    return process(y, stems, sr, threshold_db=bus.threshold_db, ratio=bus.ratio, shelf_db=bus.shelf_db,
+                   loop=loop)
 
 
 def _output(request) -> tuple[int, bool]:
