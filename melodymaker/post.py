@@ -273,8 +273,13 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     n, n_parent = int(round(request.length * sr)), len(parent.audio)
     fade_n = int(round(post["fade_out"] * sr))
     seam = int(round(continuation.meta.get("seam", (n_parent - fade_n) / sr) * sr))
-    xfade = min(int(round(continuation.meta.get("crossfade", fade_n / sr) * sr)), n_parent - seam)
     first = int(round(starts_at / rate * sr))       # the continuation's first sample, output timeline
+    # a continuation of the raw tail starts on the very sample the parent's audio was at, unless a
+    # key shift or stretch (made apart from the parent's) moved it: then a short hand-over does;
+    # else the parent's whole fade-out, which also hides the conform's own edge
+    exact = first == seam and rate == 1.0 and not post["key_shift"]
+    xfade = int(round(continuation.meta.get("crossfade", HANDOVER if exact else fade_n / sr) * sr))
+    xfade = min(xfade, n_parent - seam)
     new = y[max(0, seam - first):]
     if seam < first:
         raise ValueError(f"the continuation starts at {first / sr:.3f} s, after the seam at {seam / sr:.3f} s")
@@ -342,6 +347,11 @@ def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first:
     if cc <= 0 or pp <= 0 or pc / np.sqrt(cc * pp) < 0.9:
         return None
     return pc / cc
+
+
+HANDOVER = 0.04
+"""Seconds over which an extension hands over from the parent to a continuation that starts on
+the parent's own sample (the neural modes, with no key shift or tempo conform to redo)."""
 
 
 def _post_of_older(parent: Track, meta: dict) -> dict:
