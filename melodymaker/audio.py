@@ -103,9 +103,13 @@ def warm_up() -> None:
 
 
 STRETCHERS = ("phase-vocoder", "rubberband")
-STRETCHER = os.environ.get("MELODYMAKER_STRETCHER", "phase-vocoder")
-"""How time_stretch() stretches: librosa's phase vocoder, or Rubber Band (pedalboard's offline
-stretcher, high-quality mode). scripts/compare_stretch.py measures the two on the same requests."""
+STRETCHER = os.environ.get("MELODYMAKER_STRETCHER", "rubberband")
+"""How time_stretch() stretches: Rubber Band (pedalboard's offline stretcher, high-quality mode,
+the default) or librosa's phase vocoder. Measured on the same requests (evaluate --keys auto
+--per-genre 3, 30 tracks a mode, MELODYMAKER_STRETCHER set to each), Rubber Band keeps transients
+(onset sharpness: dataset 3.93 -> 8.09, DDIM 2.57 -> 3.03, MEL-GAN 4.52 -> 7.07) and the judges'
+genre fit (lower judge: dataset 0.933 -> 0.967, DDIM 0.567 -> 0.633, MEL-GAN 0.5 -> 0.467, within
+the +-0.09 of 30 tracks), at about three times the stretching time (0.35 s against 0.12 s for 30 s)."""
 
 
 def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None, *, sr: int = SAMPLE_RATE,
