@@ -167,6 +167,8 @@ function renderModes() {
     h("span", { class: "mode-body", id: `mode-${m.name}-desc` },
       h("span", { class: "mode-title" }, m.label, h("code", {}, m.name)),
       h("span", { class: "mode-desc" }, m.description),
+      m.soundfont ? h("span", { class: "mode-font", id: `mode-${m.name}-font` },
+        `SoundFont: ${m.soundfont.name} (${m.soundfont.megabytes} MB${m.soundfont.bundled ? ", the bundled one" : ""})`) : null,
       m.available
         ? h("span", { class: "caps" }, capabilityKeys(m).map((key) => m.capabilities[key]
           ? h("span", { class: "cap yes" }, `${capabilityLabel(key)} ✓`)

@@ -164,6 +164,7 @@ function renderInfo(meta) {
     ["Seed", String(meta.seed)],
     ["Generation time", meta.timings ? `${meta.timings.total.toFixed(2)} s` : "—"],
     ["Instruments", meta.instruments && meta.instruments.length ? meta.instruments.join(", ") : "the genre's usual"],
+    ...(meta.details && meta.details.soundfont ? [["SoundFont", meta.details.soundfont]] : []),
   ];
   if (meta.candidates && meta.candidates.tried > 1) {
     rows.push(["Candidates", `best of ${meta.candidates.tried}`]);

@@ -71,6 +71,9 @@ def test_page_loads_offline_with_every_control(session, server):
     if page.locator("input[name=mode][value=compose]").is_enabled():
         page.locator("label.mode", has_text="Composer").click()
         expect(page.locator("#instruments-note")).to_be_hidden()
+        # the SoundFont compose requests render through, as /api/health names it
+        font = page.request.get(f"{server}/api/health").json()["soundfont"]["name"]
+        expect(page.locator("#mode-compose-font")).to_contain_text(f"SoundFont: {font}")
     # a tempo preset moves the slider
     page.locator("#tempo-presets button", has_text="Slow").click()
     expect(page.locator("#tempo")).to_have_value("70")
