@@ -109,35 +109,47 @@ def soundfont_info(path: Path) -> dict:
 _font_turns: dict[tuple[Path, int], threading.Lock] = {}   # a large font's one synthesizer, taken in turn
 
 
+def _synth_key(path: Path, sr: int) -> tuple[Path, int]:
+    """Where a font's synthesizers are kept: per output rate for a small font; one for every rate
+    for a large one, retargeted to the rate a render asks for (the samples stay the font's own)."""
+    return (path, 0) if path.stat().st_size > SHARED_ABOVE else (path, sr)
+
+
 def _take_synth(path: Path, sr: int):
     """A synthesizer with the font loaded (a synth holds playing state, so one render at a time
     uses it). Each font is parsed once per process. A small font gets a synthesizer per
-    concurrent render; a large one (over SHARED_ABOVE) has one, which renders take in turn, so
-    the process holds one copy of its samples (FluidR3's are about 0.46 GB once loaded)."""
+    concurrent render and rate; a large one (over SHARED_ABOVE) has one, which renders at any rate
+    take in turn, so the process holds one copy of its samples (FluidR3's are about 0.46 GB)."""
     import tinysoundfont
-    shared = path.stat().st_size > SHARED_ABOVE
-    if shared:
+    key = _synth_key(path, sr)
+    turn = None
+    if key[1] == 0:
         with _synths_lock:
-            turn = _font_turns.setdefault((path, sr), threading.Lock())
+            turn = _font_turns.setdefault(key, threading.Lock())
         turn.acquire()
     with _synths_lock:
-        idle = _synths.setdefault((path, sr), [])
-        if idle:
-            return idle.pop()
+        idle = _synths.setdefault(key, [])
+        synth = idle.pop() if idle else None
     try:
-        synth = tinysoundfont.Synth(samplerate=sr)
-        synth.sfid = synth.sfload(str(path))
+        if synth is None:
+            synth = tinysoundfont.Synth(samplerate=sr)
+            synth.sfid = synth.sfload(str(path))
+        elif synth.samplerate != sr:  # a large font's one synthesizer, at another rate this time
+            synth.samplerate = sr
+            for font in synth.soundfonts.values():
+                font.set_output(tinysoundfont._tinysoundfont.OutputMode.StereoInterleaved, sr, synth.gain)
     except BaseException:
-        if shared:
+        if turn is not None:
             turn.release()
         raise
     return synth
 
 
 def _give_back(path: Path, sr: int, synth) -> None:
+    key = _synth_key(path, sr)
     with _synths_lock:
-        _synths[(path, sr)].append(synth)
-        turn = _font_turns.get((path, sr))
+        _synths[key].append(synth)
+        turn = _font_turns.get(key)
     if turn is not None:
         turn.release()
 

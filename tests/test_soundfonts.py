@@ -101,3 +101,14 @@ def test_the_library_stays_on_timgm6mb_whatever_the_machine_has(tmp_path, monkey
     assert build_clip((str(out), "blues", 0, 0, 3.0)) == "kept"
     y, sr = sf.read(audio)
     assert sr == 22050 and len(y) == 3 * 22050
+
+
+@needs_fluid
+def test_standard_and_studio_renders_share_the_large_fonts_one_synthesizer(settings):
+    track, meta, _ = compose(settings, quality="studio")
+    assert track.sr == 44100 and track.audio.ndim == 2 and meta["details"]["soundfont"] == "FluidR3_GM.sf2"
+    small, _, _ = compose(settings)
+    assert small.sr == 22050
+    again, _, _ = compose(settings, quality="studio")
+    assert np.array_equal(again.audio, track.audio)      # retargeting the rate leaves no trace
+    assert midi.loaded_synths()["FluidR3_GM.sf2"] == 1
