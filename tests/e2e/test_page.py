@@ -106,11 +106,12 @@ def test_generate_play_see_and_download(session, server, artifacts):
         page.wait_for_timeout(150)
     assert len(set(frames)) > 1, "the visualizer did not change while playing"
 
-    # the waveform is drawn from the decoded audio, and a click seeks
+    # the waveform is drawn from the decoded audio, and a click seeks (the library's click tracks
+    # are all peak: the limiter keeps their peaks, so most of the drawing is the clicks' thin spikes)
     page.wait_for_function("""(() => { const c = document.getElementById('waveform');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let lit = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) lit++;
-        return lit > d.length / 4 * 0.05; })()""")
+        return lit > d.length / 4 * 0.02; })()""")
     page.evaluate(f"{AUDIO}.pause()")
     box = page.locator("#waveform").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
