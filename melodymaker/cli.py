@@ -66,10 +66,7 @@ def _generate(args: argparse.Namespace) -> int:
             data = service.encode(track, request.format)
     finally:
         service.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
-    if not args.quiet:
-        print(file=sys.stderr)
+    _write(out, data, args.quiet)
     print(f"wrote {out} ({request.format}, {meta['length']:.2f} s, {request.genre}, mode {request.mode}, "
           f"seed {request.seed}, tempo {meta.get('tempo')}, measured {meta.get('measured_tempo')} BPM, "
           f"key {meta['key']['requested']}, estimated {meta['key']['estimated']}"
@@ -111,10 +108,7 @@ def _extend(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     finally:
         service.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
-    if not args.quiet:
-        print(file=sys.stderr)
+    _write(out, data, args.quiet)
     print(f"wrote {out} ({fmt.name}, {meta['length']:.2f} s: track {args.track_id} continued, "
           f"mode {meta['mode']}, {meta['genre']})")
     print(f"kept as track {job.id}")
@@ -220,3 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _write(out: Path, data: bytes, quiet: bool) -> None:
+    """The output file (its folder made), after the progress line's end."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    if not quiet:
+        print(file=sys.stderr)

@@ -161,3 +161,16 @@ def refuse_mode_and_serve(settings, mode: str) -> str:
         return reason
     finally:
         app.extensions["melodymaker"].close()
+
+
+def wait_done(client, track_id: str, timeout: float = 120.0) -> dict:
+    """Poll GET /api/tracks/{id} until the job is finished; it must be done: its metadata, with id."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = client.get(f"/api/tracks/{track_id}").json
+        if state["status"] not in ("queued", "running"):
+            assert state["status"] == "done", state
+            return {**state["meta"], "id": track_id}
+        time.sleep(0.1)
+    raise AssertionError(f"track {track_id} did not finish within {timeout:.0f} s")

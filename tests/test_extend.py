@@ -7,14 +7,13 @@ on both sides of it, and the parent's audio unchanged before it."""
 from __future__ import annotations
 
 import io
-import time
 
 import librosa
 import pytest
 import numpy as np
 import soundfile as sf
 
-from conftest import ROOT, SR
+from conftest import ROOT, SR, wait_done
 
 from melodymaker.audio import seam_report
 
@@ -22,18 +21,7 @@ from melodymaker.audio import seam_report
 def make(client, **body) -> str:
     r = client.post("/api/tracks", json=body)
     assert r.status_code == 202, r.json
-    return wait(client, r.json["id"])["id"]
-
-
-def wait(client, track_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = client.get(f"/api/tracks/{track_id}").json
-        if state["status"] not in ("queued", "running"):
-            assert state["status"] == "done", state
-            return {**state["meta"], "id": track_id}
-        time.sleep(0.1)
-    raise AssertionError(f"track {track_id} did not finish")
+    return wait_done(client, r.json["id"])["id"]
 
 
 def audio(client, track_id: str) -> np.ndarray:
@@ -48,7 +36,7 @@ def extend(client, track_id: str, seconds) -> dict:
     r = client.post(f"/api/tracks/{track_id}/extend", json={"seconds": seconds})
     assert r.status_code == 202, r.json
     assert r.json["parent"] == track_id and r.headers["Location"] == f"/api/tracks/{r.json['id']}"
-    return wait(client, r.json["id"])
+    return wait_done(client, r.json["id"])
 
 
 def beat_phase(y: np.ndarray, bpm: float) -> float:

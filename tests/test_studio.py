@@ -4,7 +4,6 @@ default (`standard`, 22050 Hz mono) is unchanged. Real audio through Flask's tes
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -12,27 +11,18 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from conftest import wait_done
+
 from melodymaker import audio as mm_audio
 from melodymaker.mastering import dbtp
 
 STUDIO = 44100
 
 
-def wait(client, track_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = client.get(f"/api/tracks/{track_id}").json
-        if state["status"] not in ("queued", "running"):
-            assert state["status"] == "done", state
-            return {**state["meta"], "id": track_id}
-        time.sleep(0.1)
-    raise AssertionError(f"track {track_id} did not finish")
-
-
 def make(client, **body) -> dict:
     r = client.post("/api/tracks", json=body)
     assert r.status_code == 202, r.json
-    return wait(client, r.json["id"])
+    return wait_done(client, r.json["id"])
 
 
 def read(client, track_id: str, ext: str = "wav") -> tuple[np.ndarray, int, bytes]:
@@ -88,7 +78,7 @@ def test_audio_modes_in_studio_are_upsampled_and_centred(client):
     # its extension is conformed in mono as the parent was, then centred like it
     r = client.post(f"/api/tracks/{studio['id']}/extend", json={"seconds": 3})
     assert r.status_code == 202, r.json
-    child = wait(client, r.json["id"])
+    child = wait_done(client, r.json["id"])
     after, sr, _ = read(client, child["id"])
     assert sr == STUDIO and after.shape == (9 * STUDIO, 2) and np.array_equal(after[:, 0], after[:, 1])
     assert child["quality"]["stereo"] == "upsampled, centred"
@@ -136,7 +126,7 @@ def test_studio_loops_keep_their_points_and_extensions_stay_studio(client):
     before, _, _ = read(client, parent["id"])
     r = client.post(f"/api/tracks/{parent['id']}/extend", json={"seconds": 4})
     assert r.status_code == 202, r.json
-    child = wait(client, r.json["id"])
+    child = wait_done(client, r.json["id"])
     after, sr, _ = read(client, child["id"])
     assert sr == STUDIO and after.shape == (10 * STUDIO, 2)
     assert child["quality"]["name"] == "studio" and child["request"]["quality"] == "studio"

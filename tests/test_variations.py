@@ -3,25 +3,13 @@ the best is the one returned, and the store's track limit prunes a group as a wh
 track that a kept track extends."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
-from conftest import SR, click_track
+from conftest import SR, click_track, wait_done
 
 from melodymaker.store import DirectoryStore, new_id
 from melodymaker.track import Track
-
-
-def wait(client, track_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = client.get(f"/api/tracks/{track_id}").json
-        if state["status"] not in ("queued", "running"):
-            assert state["status"] == "done", state
-            return state["meta"]
-        time.sleep(0.1)
-    raise AssertionError("not finished")
 
 
 def test_every_candidate_is_kept_under_one_group_and_the_best_is_returned(tiny_models, composed_library, tmp_path):
@@ -35,7 +23,7 @@ def test_every_candidate_is_kept_under_one_group_and_the_best_is_returned(tiny_m
                                              "candidates": 3})
         assert r.status_code == 202
         best_id = r.json["id"]
-        best = wait(client, best_id)
+        best = wait_done(client, best_id)
         group = best["group"]
         assert group["chosen"] == best_id and len(group["tracks"]) == 3
         ids = [t["id"] for t in group["tracks"]]
@@ -59,14 +47,14 @@ def test_every_candidate_is_kept_under_one_group_and_the_best_is_returned(tiny_m
         assert client.get(f"/api/tracks/{other}").json["meta"]["kept"] is True
         assert "kept" not in client.get(f"/api/tracks/{best_id}").json["meta"]
         lone = client.post("/api/tracks", json={"genre": "disco", "mode": "compose", "length": 2}).json["id"]
-        wait(client, lone)
+        wait_done(client, lone)
         r = client.post(f"/api/tracks/{lone}/keep")
         assert r.status_code == 409 and r.json["field"] == "id"
         assert client.post("/api/tracks/0123456789abcdef0123456789abcdef/keep").status_code == 404
         # a variation that was not chosen can be extended like any track
         r = client.post(f"/api/tracks/{other}/extend", json={"seconds": 2})
         assert r.status_code == 202
-        extended = wait(client, r.json["id"])
+        extended = wait_done(client, r.json["id"])
         assert extended["parent"] == other and extended["length"] == 5
         assert extended["seed"] == client.get(f"/api/tracks/{other}").json["meta"]["seed"]
     finally:

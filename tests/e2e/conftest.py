@@ -63,10 +63,15 @@ def server(tmp_path_factory, request) -> str:
     for genre in getattr(request.module, "EXTRA_GENRES", ()):
         (library / genre).mkdir()
         shutil.copy(library / "rock" / "rock.00001.wav", library / genre / f"{genre}.00000.wav")
+    yield from serve(base, library, base / "models")
+
+
+def serve(base: Path, library: Path, models: Path):
+    """`python app.py` on a free port over `library` and `models` (var/ and its log in `base`):
+    yields its base URL once /api/health answers, and stops it afterwards."""
     port = _free_port()
     env = {**os.environ, "MELODYMAKER_GENRES_DIR": str(library), "MELODYMAKER_VAR_DIR": str(base / "var"),
-           "MELODYMAKER_MODELS_DIR": str(base / "models"), "MELODYMAKER_NO_BROWSER": "1",
-           "MELODYMAKER_WORKERS": "2"}
+           "MELODYMAKER_MODELS_DIR": str(models), "MELODYMAKER_NO_BROWSER": "1", "MELODYMAKER_WORKERS": "2"}
     log_path = base / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--no-browser"],

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import soundfile as sf
 
-from .conftest import ROOT, _free_port, why_no_browser
+from .conftest import ROOT, serve, why_no_browser
 
 _reason = why_no_browser()
 if _reason:
@@ -21,28 +18,10 @@ if _reason:
 
 from playwright.sync_api import expect  # noqa: E402
 
-LISTEN_URL = re.compile(r"#listen/[0-9a-f]{32}$")
-AUDIO = "document.getElementById('audio')"
+from .test_page import AUDIO, LISTEN_URL, assert_clean, fill_request, open_page  # noqa: E402
 
 
-# -- small helpers, as in test_page.py --------------------------------------------------------------
-def open_page(session, server, screen=""):
-    page = session.page
-    page.goto(f"{server}/{screen}")
-    page.wait_for_selector("body.ready")
-    return page
-
-
-def fill_request(page, *, genre, length, seed=None, candidates=None):
-    page.locator("label.genre-tile", has_text=re.compile(rf"^{genre}", re.I)).click()
-    page.locator("label.mode", has_text="Library remix").click()
-    page.fill("#length", str(length))
-    if seed is not None:
-        page.fill("#seed", str(seed))
-    if candidates is not None:
-        page.fill("#candidates", str(candidates))
-
-
+# -- small helpers (test_page.py's, and this file's own) ----------------------------------------------
 def generate(page, **request) -> str:
     """Fill the Create form, generate, and return the id of the track the Listen screen opens."""
     fill_request(page, **request)
@@ -58,12 +37,6 @@ def current_id(page) -> str:
 
 def info_row(page, name):
     return page.locator("#track-info div").filter(has=page.locator("dt", has_text=re.compile(rf"^{name}$")))
-
-
-def assert_clean(session):
-    assert session.page_errors == [], session.page_errors
-    assert session.dialogs == [], f"the page used a dialog: {session.dialogs}"
-    assert session.foreign_requests() == [], f"requests left localhost: {session.foreign_requests()}"
 
 
 def unnamed_controls(page, selector):
@@ -110,32 +83,7 @@ def classifier_server(tmp_path_factory):
          "--test-seconds", "4", "--workers", "1", "--eval-every", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
-    port = _free_port()
-    env = {**os.environ, "MELODYMAKER_GENRES_DIR": str(library), "MELODYMAKER_VAR_DIR": str(base / "var"),
-           "MELODYMAKER_MODELS_DIR": str(models), "MELODYMAKER_NO_BROWSER": "1", "MELODYMAKER_WORKERS": "2"}
-    log_path = base / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    yield from serve(base, library, models)
 
 
 # -- the tests -------------------------------------------------------------------------------------
