@@ -145,7 +145,11 @@ def start(service, y: np.ndarray, sr: int, overrides: Mapping[str, Any],
     request, sources = request_for(heard, overrides, defaults)
     heard.update({"filename": filename, **sources})
     if not transfer:
-        return service.submit(request), {"request": request.to_dict(), "transfer": False, "heard": heard}
+        reference = {"filename": filename, "length": heard["length"], "tempo": heard.get("tempo"),
+                     "key": heard["key"]["key"] if heard.get("key") else None,
+                     "genre": (heard.get("genre") or {}).get("name"),
+                     "from_clip": sources["from_clip"]}
+        return service.submit(request, reference), {"request": request.to_dict(), "transfer": False, "heard": heard}
     request = transfer_request(request, heard, "length" in sources["from_clip"])
     if not service.remote:
         service.engine(TRANSFER_MODE)  # refuse an unavailable RAVE now, not inside the job

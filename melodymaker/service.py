@@ -203,10 +203,16 @@ class Service:
         return meta
 
     def generate_and_store(self, request: GenerationRequest, progress: Progress = no_progress,
-                           track_id: str | None = None) -> str:
+                           track_id: str | None = None, reference: dict | None = None) -> str:
         """generate(), and every candidate stored: with candidates > 1 they form a group (each
-        one's meta["group"]: its id, the chosen track and every member with its seed and fit)."""
+        one's meta["group"]: its id, the chosen track and every member with its seed and fit).
+        reference: what was heard in the clip a "more like this" request came from, kept in the
+        metadata of every track it made."""
         track, meta = self.generate(request, progress)
+        if reference is not None:
+            meta["reference"] = reference
+            for _, other in track.meta.get("variations", []):
+                other["reference"] = reference
         progress(0.99, "saving")  # a job cancelled by now is not stored
         track_id = track_id or new_id()
         variations = track.meta.pop("variations", [])
@@ -285,22 +291,25 @@ class Service:
             return self.run_transfer(job_id, payload, progress)
         payload = dict(payload)
         extension = payload.pop("extend", None)
+        reference = payload.pop("reference", None)
         request = GenerationRequest.parse(payload)
         if extension is None:
-            return self.generate_and_store(request, progress, job_id)
+            return self.generate_and_store(request, progress, job_id, reference)
         track, meta = self.extend_one(request, extension["parent"], progress)
         progress(0.99, "saving")
         return self.store.save(track, meta, job_id, embedding=track.meta.get("embedding"))
 
     # -- jobs: what the web tier calls ----------------------------------------------------------
-    def submit(self, request: GenerationRequest) -> JobState:
-        """Queue a generation; the job id is also the id of the track it makes."""
+    def submit(self, request: GenerationRequest, reference: dict | None = None) -> JobState:
+        """Queue a generation; the job id is also the id of the track it makes. reference: what
+        was heard in the clip of a "more like this" request (the track's meta["reference"])."""
         if not self.remote:  # (RQ: the queue refuses a mode no live worker offers)
             # refuse an unavailable mode, or a request it cannot honour, now, not inside the job
             self.engine(request.mode).check(request)
         if request.candidates > 1:
             self._need_classifier("choosing among candidates", field="candidates")
-        return self.jobs.submit(new_id(), request.to_dict())
+        payload = request.to_dict() if reference is None else {**request.to_dict(), "reference": reference}
+        return self.jobs.submit(new_id(), payload)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobState:
         if timeout is None:
@@ -384,6 +393,8 @@ class Service:
             "default_format": formats.DEFAULT,
             "seed": {"min": 0, "max": opt.SEED_MAX},
             "candidates": {"min": opt.CANDIDATES_MIN, "max": opt.CANDIDATES_MAX},
+            # what POST /api/classify and /api/tracks/from-reference take, so a page can say so first
+            "upload": {"max_bytes": self.settings.max_upload_bytes, "max_seconds": UPLOAD_MAX_SECONDS},
             "quality": quality_options(),
             "sample_rate": opt.SAMPLE_RATE,
         }

@@ -107,6 +107,7 @@ def test_unknown_track_is_404(client):
 def test_options_describe_modes_and_vocabulary(client):
     o = client.get("/api/options").json
     assert [g["name"] for g in o["genres"]][:2] == ["blues", "classical"]
+    assert o["upload"] == {"max_bytes": 20 * 2 ** 20, "max_seconds": 600}
     modes = {m["name"]: m for m in o["modes"]}
     assert modes["dataset"]["available"] and not modes["rave"]["available"] and modes["rave"]["reason"]
     assert {"piano", "drums", "saxophone"} <= {i["name"] for i in o["instruments"]}

@@ -72,6 +72,9 @@ def test_more_like_a_library_clip_follows_its_genre_tempo_key_and_length(ref_cli
     assert (meta["genre"], meta["length"], meta["tempo"]) == (genre, 8.0, heard["tempo"])
     assert meta["key"]["requested"] == truth["key"]
     assert meta["measured_tempo"] == pytest.approx(truth["tempo"], rel=0.06)
+    # the track remembers the clip it was made like
+    assert meta["reference"]["length"] == 8.0 and meta["reference"]["tempo"] == heard["tempo"]
+    assert meta["reference"]["genre"] == genre and "genre" in meta["reference"]["from_clip"]
 
 
 def test_form_fields_override_what_is_heard(ref_client, composed_library):

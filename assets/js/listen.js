@@ -176,9 +176,9 @@ function renderInfo(meta) {
         `${meta.seam.crossfade.toFixed(2)} s crossfade`]);
     }
   }
-  if (meta.transfer && meta.reference) {
+  if (meta.reference) {  // made from an uploaded clip: its timbre transferred, or "more like" it
     const ref = meta.reference;
-    rows.push(["Timbre transfer of", `${ref.filename || "an uploaded clip"}` +
+    rows.push([meta.transfer ? "Timbre transfer of" : "Made like", `${ref.filename || "an uploaded clip"}` +
       (typeof ref.length === "number" ? ` (${clock(ref.length)})` : "")]);
   }
   if (meta.group && meta.group.chosen !== meta.id) {

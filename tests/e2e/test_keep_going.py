@@ -232,6 +232,7 @@ def test_more_like_this_from_a_clip(phone, server, artifacts):
     page.wait_for_url(LISTEN_URL, timeout=40_000)
     page.wait_for_function(f"Math.abs({AUDIO}.duration - 8) < 0.1", timeout=20_000)
     expect(info_row(page, "Genre")).to_contain_text("Jazz")
+    expect(info_row(page, "Made like")).to_contain_text("clicks.wav")
     expect(info_row(page, "Requested tempo")).to_contain_text("100 BPM")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shot(page, str(artifacts / "keep-going-phone.png"))
