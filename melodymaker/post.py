@@ -301,7 +301,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
         own = np.ones(xfade, dtype=np.float32)
         faded = np.arange(seam, seam + xfade) >= n_parent - fade_n
         own[faded] = audio.fade_out_curve(fade_n)[np.arange(seam, seam + xfade)[faded] - (n_parent - fade_n)]
-        keep = audio.fade_out_curve(xfade) if not np.all(faded) else own
+        keep = audio.fade_out_curve(xfade)   # over the parent's whole fade-out: its own curve
         ratio = np.divide(keep, own, out=np.zeros_like(keep), where=own > 1e-6)
         out[seam:seam + xfade] = (audio.per_sample(ratio, out) * parent.audio[seam:seam + xfade]
                                   + audio.per_sample(1 - keep, out) * new[:xfade])
@@ -334,8 +334,8 @@ def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first:
                  seconds: float = 5.0) -> float | None:
     """The gain that fits a continuation that plays the parent again before the seam (a mode that
     makes the whole longer timeline) onto the parent there, by least squares over the last
-    `seconds` before the seam (the samples the limiter did not touch); None when it does not play it again (too little overlap, or not
-    the same audio: correlation under 0.9)."""
+    `seconds` before the seam (the samples the limiter did not touch); None when it does not play
+    it again (too little overlap, or not the same audio: correlation under 0.9)."""
     lo = max(int(0.05 * sr), seam - int(seconds * sr), first)
     if seam - lo < int(0.5 * sr):
         return None

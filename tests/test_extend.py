@@ -48,10 +48,15 @@ def beat_phase(y: np.ndarray, bpm: float, start: int = 0) -> float:
     return float(np.angle(np.sum(env * np.exp(1j * angle))) / (2 * np.pi)) % 1.0
 
 
-def assert_seamless(y: np.ndarray, seam_s: float, *, on_a_downbeat: bool = False) -> None:
-    """No sample jump, loudness step or spectral-flux spike at the seam beyond the track's own 99th
-    percentile. on_a_downbeat: the seam is a bar line where the new bar starts (compose), so the
-    flux there is that bar's onset: it may be among the track's loudest, not above its loudest."""
+def assert_seamless(y: np.ndarray, seam_s: float, crossfade_s: float = 0.0, *,
+                    on_a_downbeat: bool = False) -> None:
+    """No sample jump, loudness step or spectral-flux spike where the new audio takes over (the
+    seam) or where the parent's share of a crossfade ends, beyond the track's own 99th percentile.
+    on_a_downbeat: the seam is a bar line where the new bar starts (compose), so the flux there is
+    that bar's onset: it may be among the track's loudest, not above its loudest."""
+    if crossfade_s:
+        end = seam_report(y, SR, int(round((seam_s + crossfade_s) * SR)))
+        assert end["jump"] <= end["jump_p99"] and end["loudness_step"] <= end["loudness_step_p99"], end
     at = int(round(seam_s * SR))
     report = seam_report(y, SR, at)
     assert report["jump"] <= report["jump_p99"], report
@@ -105,7 +110,7 @@ def test_dataset_extension_goes_on_with_the_phrase_chain_on_the_same_grid(client
     assert abs(seam - (6 - 0.48)) < 1e-3 and abs(xfade - 0.48) < 1e-3  # the parent's fade-out
     n = int(round(seam * SR))
     assert np.array_equal(y[:n], before[:n])
-    assert_seamless(y, seam)
+    assert_seamless(y, seam, xfade)
     # as loud as the parent: the continuation gets the parent's loudness gain
     parent_lufs = client.get(f"/api/tracks/{parent_id}").json["meta"]["loudness_lufs"]
     assert abs(meta["loudness_lufs"] - parent_lufs) < 1.5
@@ -173,7 +178,7 @@ def test_a_neural_track_extends_from_its_own_tail_without_a_seam(neural_client, 
     assert abs(meta["seam"]["at"] - (5 - 0.4)) < 1e-3               # the parent's fade-out start
     assert np.array_equal(y[:n], before[:n])
     assert meta["details"]["starts_at"] > 0                          # it continued the tail it kept
-    assert_seamless(y, meta["seam"]["at"])
+    assert_seamless(y, meta["seam"]["at"], meta["seam"]["crossfade"])
     parent_lufs = client.get(f"/api/tracks/{parent_id}").json["meta"]["loudness_lufs"]
     assert abs(meta["loudness_lufs"] - parent_lufs) < 3
     assert np.array_equal(audio(client, parent_id), before)
