@@ -90,13 +90,14 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
     y, level = audio.normalize_with_gain(y, sr, loop=request.loop)
     handover, context = None, None
     if not request.loop:
-        handover, context = hand_over(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,
+        handover, context = takeover(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,
                                       rate=meta.get("tempo_conform", {}).get("rate", 1.0),
                                       key_shift=(key_shift or {}).get("semitones", 0),
                                       keep_context=keep_context)
         meta["post"] = handover
     if stems:  # each part gets the mix's gains, so that the parts still sum to the mix
-        stems = {role: audio.fit_length(part, len(y)) * audio.per_sample(gain, part) * audio.per_sample(level, part)
+        stems = {role: audio.fit_length(part, len(y)) * audio.per_sample(gain, part)
+                 * audio.per_sample(level, part)
                  for role, part in stems.items()}
     source, raw_sr, native = (y, sr), sr, np.ndim(y) == 2
     if np.ndim(y) == 1 and request.output.channels == 2:
@@ -178,7 +179,7 @@ def measure(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Ca
             "meter": {"requested": request.meter, "applied": "written" if capabilities.meter else "ignored"}}
 
 
-def hand_over(raw: np.ndarray, raw_start: float, n: int, sr: int, *, fade_out: float, gain: float | None,
+def takeover(raw: np.ndarray, raw_start: float, n: int, sr: int, *, fade_out: float, gain: float | None,
               rate: float, key_shift: int, keep_context: bool, raw_sr: int | None = None
               ) -> tuple[dict, np.ndarray | None]:
     """What an extension of a finished track of n samples must know (its meta["post"]): the
@@ -278,7 +279,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     # key shift or stretch (made apart from the parent's) moved it: then a short hand-over does;
     # else the parent's whole fade-out, which also hides the conform's own edge
     exact = first == seam and rate == 1.0 and not post["key_shift"]
-    xfade = int(round(continuation.meta.get("crossfade", HANDOVER if exact else fade_n / sr) * sr))
+    xfade = int(round(continuation.meta.get("crossfade", EXACT_CROSSFADE if exact else fade_n / sr) * sr))
     xfade = min(xfade, n_parent - seam)
     new = y[max(0, seam - first):]
     if seam < first:
@@ -316,7 +317,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     raw, raw_start = np.asarray(continuation.audio, dtype=np.float32), starts_at
     if parent_tail is not None and starts_at > 0:
         raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / raw_sr
-    handover, context = hand_over(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
+    handover, context = takeover(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
                                   gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context,
                                   raw_sr=raw_sr)
     parent_key = parent_meta.get("key") or {}
@@ -349,7 +350,7 @@ def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first:
     return pc / cc
 
 
-HANDOVER = 0.04
+EXACT_CROSSFADE = 0.04
 """Seconds over which an extension hands over from the parent to a continuation that starts on
 the parent's own sample (the neural modes, with no key shift or tempo conform to redo)."""
 

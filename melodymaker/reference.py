@@ -149,7 +149,8 @@ def start(service, y: np.ndarray, sr: int, overrides: Mapping[str, Any],
                      "key": heard["key"]["key"] if heard.get("key") else None,
                      "genre": (heard.get("genre") or {}).get("name"),
                      "from_clip": sources["from_clip"]}
-        return service.submit(request, reference), {"request": request.to_dict(), "transfer": False, "heard": heard}
+        answer = {"request": request.to_dict(), "transfer": False, "heard": heard}
+        return service.submit(request, reference), answer
     request = transfer_request(request, heard, "length" in sources["from_clip"])
     if not service.remote:
         service.engine(TRANSFER_MODE)  # refuse an unavailable RAVE now, not inside the job

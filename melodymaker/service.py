@@ -16,7 +16,8 @@ from pathlib import Path
 from . import __version__, audio, engines, formats, keys, post
 from . import options as opt
 from .engines.base import Engine, Parent, Progress, no_progress
-from .errors import AudioDecodeError, Conflict, InvalidRequest, ModeUnavailable, NoStems, NotFound, QueueUnavailable
+from .errors import (AudioDecodeError, Conflict, InvalidRequest, ModeUnavailable, NoStems, NotFound,
+                     QueueUnavailable)
 from .jobs import JobState, open_queue
 from .library import Library
 from .request import GenerationRequest
@@ -409,7 +410,8 @@ class Service:
         return formats.FORMATS["wav"].encode(Track(y, opt.SAMPLE_RATE))
 
     def health(self) -> dict:
-        return {"status": "ok", "version": __version__, "classifier": self.classifier_status(), "uptime": round(time.time() - self.started, 1),
+        return {"status": "ok", "version": __version__, "classifier": self.classifier_status(),
+                "uptime": round(time.time() - self.started, 1),
                 "library": {"root": str(self.library.root), "clips": len(self.library),
                             "per_genre": self.library.counts(),
                             "skipped": [s.__dict__ for s in self.library.skipped]},
