@@ -396,22 +396,23 @@ def silent_edges(y: np.ndarray, sr: int, *, threshold_db: float = -60.0, window:
 
 
 def seam_report(y: np.ndarray, sr: int, at: int) -> dict:
-    """How audible a joint at sample `at` is, beside the same measure over the whole of y: the
-    sample jump (|y[at] - y[at - 1]|), the loudness step (dB) between the 50 ms frames on either
-    side of the frame boundary nearest `at`, and the spectral flux (half-wave rectified magnitude
-    rise, 1024-point frames, hop 256) of the frame centred nearest `at`; each single value at the
-    joint, and the same measure's 99th percentile over y (a natural joint passes 99 times in 100)."""
-    y = to_mono(np.asarray(y, dtype=np.float64)) if np.ndim(y) == 2 else np.asarray(y, dtype=np.float64)
+    """How audible a joint at sample `at` is, each measure at the joint beside its own 99th
+    percentile over the whole of y (one value against the distribution of single values, so a
+    seamless joint passes 99 times in 100): the sample jump |y[at] - y[at - 1]|; the loudness step
+    (dB) between the 50 ms frames that meet at the joint, on a grid of such frames laid so that a
+    boundary falls on it; the spectral flux (half-wave rectified magnitude rise over the total
+    magnitude, 1024-point frames, hop 256) into the frame centred nearest the joint. Stereo is folded."""
+    import librosa
+    y = np.asarray(to_mono(y), dtype=np.float64)
     jump = np.abs(np.diff(y))
     hop = int(0.05 * sr)
-    frames = y[: len(y) // hop * hop].reshape(-1, hop)
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
-    step = np.abs(np.diff(level))
-    k = min(len(step) - 1, max(0, int(round(at / hop)) - 1))
-    import librosa
+    first = at % hop                                    # frame boundaries fall on the joint
+    frames = y[first: first + (len(y) - first) // hop * hop].reshape(-1, hop)
+    step = np.abs(np.diff(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)))
     mag = np.abs(librosa.stft(y.astype(np.float32), n_fft=1024, hop_length=256, center=True))
-    flux = np.sum(np.maximum(0.0, np.diff(mag, axis=1)), axis=0) / (np.sum(mag[:, 1:], axis=0) + 1e-9)
-    f = min(len(flux) - 1, max(0, int(round(at / 256)) - 1))
+    flux = np.maximum(0.0, np.diff(mag, axis=1)).sum(axis=0) / (mag[:, 1:].sum(axis=0) + 1e-9)
+    k = min(len(step) - 1, max(0, (at - first) // hop - 1))
+    f = min(len(flux) - 1, max(0, round(at / 256) - 1))
     return {"jump": float(jump[max(0, at - 1)]), "jump_p99": float(np.percentile(jump, 99)),
             "loudness_step": float(step[k]), "loudness_step_p99": float(np.percentile(step, 99)),
             "flux": float(flux[f]), "flux_p99": float(np.percentile(flux, 99))}

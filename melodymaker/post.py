@@ -84,10 +84,11 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
         y = audio.fit_length(y, n)
         y = audio.fades(y, sr, fade_in=0.01, fade_out=fade_out)
         gain = audio.fades(np.ones(n, dtype=np.float32), sr, fade_in=0.01, fade_out=fade_out)
-    # the limiter looks ahead over a loop's seam as over any other sample (a loop is one pass
-    # of audio that continues into itself, so its gain dip at the end matches no dip at the start)
-    loudness_gain = audio.loudness_gain(y, sr)
+    # a loop is limited round its seam (its end runs on into its start)
     y, level = audio.normalize_with_gain(y, sr, loop=request.loop)
+    # the loudness gain as applied (after normalize's top-up): the curve wherever the limiter
+    # left the audio alone, its largest value
+    loudness_gain = float(np.max(level)) if len(level) else None
     handover, context = None, None
     if not request.loop:
         handover, context = takeover(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,

@@ -145,9 +145,7 @@ def start(service, y: np.ndarray, sr: int, overrides: Mapping[str, Any],
     request, sources = request_for(heard, overrides, defaults)
     heard.update({"filename": filename, **sources})
     if not transfer:
-        reference = {"filename": filename, "length": heard["length"], "tempo": heard.get("tempo"),
-                     "key": heard["key"]["key"] if heard.get("key") else None,
-                     "genre": (heard.get("genre") or {}).get("name"),
+        reference = {**clip_facts(heard, filename), "genre": (heard.get("genre") or {}).get("name"),
                      "from_clip": sources["from_clip"]}
         answer = {"request": request.to_dict(), "transfer": False, "heard": heard}
         return service.submit(request, reference), answer
@@ -160,15 +158,19 @@ def start(service, y: np.ndarray, sr: int, overrides: Mapping[str, Any],
     path.parent.mkdir(parents=True, exist_ok=True)
     import soundfile as sf
     sf.write(path, source, sr, subtype="FLOAT")
-    payload = {**request.to_dict(), "transfer": {
-        "filename": filename, "length": heard["length"], "tempo": heard.get("tempo"),
-        "key": heard["key"]["key"] if heard.get("key") else None}}
+    payload = {**request.to_dict(), "transfer": clip_facts(heard, filename)}
     try:
         job = service.jobs.submit(job_id, payload)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return job, {"request": request.to_dict(), "transfer": True, "heard": heard}
+
+
+def clip_facts(heard: dict, filename: str | None) -> dict:
+    """What a track made from a clip keeps of it: its name, length, tempo and key as heard."""
+    return {"filename": filename, "length": heard["length"], "tempo": heard.get("tempo"),
+            "key": heard["key"]["key"] if heard.get("key") else None}
 
 
 def check_transfer(request: GenerationRequest) -> None:

@@ -104,6 +104,16 @@ def composed_library(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def disco_library(tmp_path_factory) -> Path:
+    """Three 6-second disco clips by the real library builder: what the neural modes' extension
+    tests continue from (RAVE draws its latents from a library of the genre)."""
+    from melodymaker.compose.builder import build_library
+    root = tmp_path_factory.mktemp("disco") / "genres"
+    build_library(root, per_genre=3, seed=0, duration=6.0, workers=1, progress=False, genres=("disco",))
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_models(composed_library, tmp_path_factory) -> Path:
     """A models/ folder holding a small classifier trained on composed_library through its CLI."""
     from melodymaker.classify.training import main

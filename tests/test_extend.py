@@ -146,21 +146,17 @@ def test_extending_bad_tracks_and_lengths_says_what_is_wrong(client):
 
 # -- the neural modes, end to end through the server (their own continuation: test_extend_models) --
 @pytest.fixture(scope="module")
-def neural_client(tmp_path_factory):
+def neural_client(disco_library, tmp_path_factory):
     """The server with the shipped checkpoints over a small built-in disco library (RAVE draws its
     latents from it), on one torch thread."""
     import torch
 
     from app import create_app
-    from melodymaker.compose.builder import build_library
     from melodymaker.settings import Settings
-    root = tmp_path_factory.mktemp("extend-neural")
-    build_library(root / "genres", per_genre=3, seed=0, duration=6.0, workers=1, progress=False,
-                  genres=("disco",))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    app = create_app(Settings(genres_dir=root / "genres", models_dir=ROOT / "models", var_dir=root / "var",
-                              workers=1))
+    app = create_app(Settings(genres_dir=disco_library, models_dir=ROOT / "models",
+                              var_dir=tmp_path_factory.mktemp("extend-neural") / "var", workers=1))
     yield app.test_client()
     app.extensions["melodymaker"].close()
     torch.set_num_threads(threads)

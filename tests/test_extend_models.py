@@ -10,6 +10,7 @@ import torch
 
 from conftest import ROOT, SR
 
+from melodymaker.audio import seam_report
 from melodymaker.engines import MODES
 from melodymaker.engines.base import Parent
 from melodymaker.request import GenerationRequest
@@ -20,43 +21,19 @@ AT, MORE = 3.0, 3.0  # raw seconds: where the continuation takes over in a 4 s t
 LEVEL_DB = 5.0       # a parent's own next second differs from its last by up to 4 (MEL-GAN) to 11 dB (DDIM)
 
 
-def seam_report(y: np.ndarray, sr: int, at_sample: int) -> dict:
-    """How audible a joint at sample `at_sample` is, each measure at the joint beside its own 99th
-    percentile over the whole of y (one value against the distribution of single values, so a
-    seamless joint passes 99 times in 100): the sample jump |y[at] - y[at - 1]|; the loudness step
-    (dB) between the 50 ms frames that meet at the joint, on a grid of such frames; the spectral
-    flux (half-wave rectified magnitude rise over the total magnitude, 1024-point frames, hop 256)
-    into the frame centred nearest the joint."""
-    import librosa
-    y = np.asarray(y, dtype=np.float64)
-    jump = np.abs(np.diff(y))
-    hop = int(0.05 * sr)
-    first = at_sample % hop                             # frame boundaries fall on the joint
-    frames = y[first: first + (len(y) - first) // hop * hop].reshape(-1, hop)
-    step = np.abs(np.diff(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)))
-    mag = np.abs(librosa.stft(y.astype(np.float32), n_fft=1024, hop_length=256, center=True))
-    flux = np.maximum(0.0, np.diff(mag, axis=1)).sum(axis=0) / (mag[:, 1:].sum(axis=0) + 1e-9)
-    return {"jump": float(jump[at_sample - 1]), "jump_p99": float(np.percentile(jump, 99)),
-            "loudness_step": float(step[(at_sample - first) // hop - 1]),
-            "loudness_step_p99": float(np.percentile(step, 99)),
-            "flux": float(flux[round(at_sample / 256) - 1]), "flux_p99": float(np.percentile(flux, 99))}
-
-
 def rms_db(y: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(np.square(y, dtype=np.float64)) + 1e-12))
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory):
+def settings(disco_library, tmp_path_factory):
     """The shipped checkpoints over a small built-in library of the genre (RAVE draws its latents
     from it), on one torch thread (with a busy second core, two threads ran slower, not faster)."""
-    from melodymaker.compose.builder import build_library
     from melodymaker.settings import Settings
-    root = tmp_path_factory.mktemp("extend")
-    build_library(root / "genres", per_genre=3, seed=0, duration=6.0, workers=1, progress=False, genres=(GENRE,))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield Settings(genres_dir=root / "genres", models_dir=ROOT / "models", var_dir=root / "var")
+    yield Settings(genres_dir=disco_library, models_dir=ROOT / "models",
+                   var_dir=tmp_path_factory.mktemp("extend") / "var")
     torch.set_num_threads(threads)
 
 
