@@ -83,6 +83,15 @@ class MDCTDataset:
         frames = [(c / bin_std[:, None]).half() for c in raw]
         return cls(frames, labels, names, bin_std, alpha, hop, library)
 
+    def rescale(self, bin_std: torch.Tensor) -> None:
+        """Normalise by `bin_std` instead (a resumed run's, or the checkpoint a run starts from)."""
+        bin_std = bin_std.float().cpu()
+        if torch.equal(bin_std, self.bin_std):
+            return
+        ratio = (self.bin_std / bin_std)[:, None]
+        self.frames = [(f.float() * ratio).half() for f in self.frames]
+        self.bin_std = bin_std
+
     def batch(self, size: int, frames: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """`size` random windows of `frames` frames and their genres."""
         picks = torch.randint(0, len(self.frames), (size,), generator=gen).tolist()

@@ -8,7 +8,9 @@
 
 Writes <out>/ddim.pt (EMA weights in half precision: what the app serves), <out>/card.json and
 <out>/train_state.pt (everything needed to resume; not shipped). Run the same command again to
-continue from train_state.pt up to --steps. Losses go to <out>/log.csv and, when the tensorboard
+continue from train_state.pt up to --steps; --init-from models/ddim/ddim.pt starts a new run from the
+shipped weights (their network shape and per-bin scale; the optimiser starts afresh), which is how
+training goes on across sessions when train_state.pt was not kept. Losses go to <out>/log.csv and, when the tensorboard
 package is installed, to <out>/tb/. Under torchrun (DistributedDataParallel: gloo on the CPU, nccl
 on GPUs) each rank reads its shard of the library, --batch-size is per rank, and rank 0 alone
 writes; melodymaker/distributed.py says how.
@@ -28,8 +30,8 @@ import torch
 from melodymaker import distributed
 from melodymaker.options import GENRES, SAMPLE_RATE
 from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomic_save, checkpoint_header,
-                                  config_from_args, ema_update, half_weights, read_card, run_command, save_card,
-                                  set_lr)
+                                  config_from_args, ema_update, float_weights, half_weights, read_card,
+                                  read_checkpoint, run_command, save_card, set_lr)
 from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
@@ -67,6 +69,8 @@ class TrainConfig:
     solver: str = field(default="ddim", metadata={"help": "default sampler stored for sampling: ddim or dpm++2m"})
     weights: str = field(default="int8", metadata={"help": "how ddim.pt stores the weights: int8 (per-channel "
                                                            "scales, a quarter of float32) or float16"})
+    init_from: str = field(default="", metadata={"help": "a ddim.pt to start from (its shape and per-bin "
+                                                          "scale; ignored when train_state.pt exists)"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
     save_every: int = 250
     log_every: int = 25
@@ -76,7 +80,10 @@ class TrainConfig:
     progress: bool = True
 
 
-def model_config(cfg: TrainConfig) -> UNetConfig:
+def model_config(cfg: TrainConfig, source: dict | None = None) -> UNetConfig:
+    """The network's shape: the flags', or that of the state or checkpoint a run goes on from."""
+    if source is not None and source.get("model_config"):
+        return UNetConfig.from_dict(source["model_config"])
     return UNetConfig(bins=cfg.hop, patch=cfg.patch, channels=tuple(cfg.channels), blocks=cfg.blocks,
                       attention_heads=cfg.attention_heads, classes=len(GENRES), emb_dim=cfg.emb_dim,
                       dropout=cfg.dropout)
@@ -124,7 +131,8 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
 
 
 def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
-               wall: float, device: str, losses: dict, argv: list[str], *, used: dict | None = None) -> None:
+               wall: float, device: str, losses: dict, argv: list[str], *, used: dict | None = None,
+               init_from: dict | None = None) -> None:
     from melodymaker.classify.card import library_facts
     card = read_card(out)
     clips = {g: [c for c in ds.library.genre_clips(g)] for g in GENRES}
@@ -146,6 +154,8 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
                      "final_losses": losses},
         "config": asdict(cfg),
     })
+    if init_from:
+        card["init_from"] = init_from
     save_card(out, card)
 
 
@@ -162,18 +172,39 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                            progress=cfg.progress and rank.main, rank=rank)
     used = {"used": int(rank.sum(len(ds.frames))), "seconds": round(rank.sum(clip_seconds(ds)), 1),
             **({"ranks": rank.world} if rank.distributed else {})}
-    net = UNet1D(model_config(cfg)).to(device)
+    state_path = out / STATE
+    state = torch.load(state_path, map_location=device, weights_only=True) if state_path.exists() else None
+    init, started_from, shape = None, None, None
+    if state is not None:
+        shape = state                              # its "model_config" (states before it: the flags')
+    elif cfg.init_from:
+        init = read_checkpoint(cfg.init_from, FORMAT, FORMAT_VERSION, name="DDIM")
+        shape = {"model_config": init["config"]}
+        audio = init["audio"]
+        if int(audio["hop"]) != cfg.hop or abs(float(audio["alpha"]) - cfg.alpha) > 1e-9:
+            raise SystemExit(f"--init-from {cfg.init_from} has hop {audio['hop']} and alpha {audio['alpha']}; "
+                             f"this run has --hop {cfg.hop} --alpha {cfg.alpha}")
+        ds.rescale(audio["bin_std"].float())       # the scale the network learned, not this library's
+        prior = read_card(Path(cfg.init_from).parent)
+        started_from = {"path": cfg.init_from, "step": int(init["step"]),
+                        **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},
+                        "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
+                        "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
+    net = UNet1D(model_config(cfg, shape)).to(device)
+    for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout"):   # the card tells the shape run
+        setattr(cfg, name, getattr(net.cfg, name))
+    cfg.channels = list(net.cfg.channels)
+    if init is not None:
+        net.load_state_dict(float_weights(init["model"]))
     if cfg.frames % net.multiple:
         raise SystemExit(f"--frames must be a multiple of {net.multiple}")
-    ema = UNet1D(model_config(cfg)).to(device)
+    ema = UNet1D(model_config(cfg, shape)).to(device)
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = distributed.rank_generator(cfg.seed, rank)
     step, wall = 0, 0.0
-    state_path = out / STATE
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+    if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -182,7 +213,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             gen.set_state(state["gen"])
         else:
             gen = distributed.rank_generator(cfg.seed, rank, step)
-        ds.bin_std = state["bin_std"]  # the statistics the run started with
+        ds.rescale(state["bin_std"])               # the statistics the run started with
+        started_from = state.get("init_from")
         if rank.main:
             print(f"resuming from {state_path} at step {step}")
     trained = distributed.wrap(net, rank)          # the forward passes that learn go through DDP
@@ -210,9 +242,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             return
         atomic_save(state_path, {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                                  "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
-                                 "config": asdict(cfg)})
+                                 "config": asdict(cfg), "model_config": net.cfg.to_dict(),
+                                 "init_from": started_from})
         atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step))
-        write_card(cfg, out, ds, net, step, wall, device, losses, argv, used=used)
+        write_card(cfg, out, ds, net, step, wall, device, losses, argv, used=used, init_from=started_from)
 
     losses = {"probe_loss_start": probe()} if step == 0 else {}
     if step == 0:

@@ -90,6 +90,29 @@ def test_training_resumes_from_its_last_state(tiny_run, composed_library, tmp_pa
     assert torch.load(out / "ddim.pt", weights_only=True)["step"] == 70
 
 
+def test_a_new_run_starts_from_a_shipped_checkpoint(tiny_run, composed_library, tmp_path):
+    """--init-from: the shipped ddim.pt's shape and per-bin scale, its weights; a fresh optimiser.
+    The first probe is the shipped model's (well under a fresh network's), and the card says what
+    the run continues."""
+    out = tmp_path / "continued"
+    args = ["--genres", str(composed_library), "--out", str(out), "--init-from", str(tiny_run / "ddim.pt")] + TINY
+    args[args.index("--steps") + 1] = "10"
+    args[args.index("--channels") + 1] = "8,8"   # the checkpoint's shape wins over the flags
+    assert train.main(args) == 0
+    first = [float(r["probe_loss"]) for r in csv.DictReader(open(tiny_run / "log.csv")) if r["probe_loss"]]
+    probes = [float(r["probe_loss"]) for r in csv.DictReader(open(out / "log.csv")) if r["probe_loss"]]
+    assert probes[0] < 0.99 * first[0] and abs(probes[0] - first[-1]) < 0.02 * first[-1], (first, probes)
+    card = json.loads((out / "card.json").read_text())
+    assert card["init_from"]["step"] == 60 and card["init_from"]["path"].endswith("ddim.pt")
+    assert card["config"]["channels"] == [32, 48]
+    shipped, continued = sample.load(tiny_run / "ddim.pt"), sample.load(out / "ddim.pt")
+    assert torch.equal(shipped.bin_std, continued.bin_std) and continued.net.cfg == shipped.net.cfg
+    # running the command again resumes its own state, and still knows where it started
+    args[args.index("--steps") + 1] = "12"
+    assert train.main(args) == 0
+    assert json.loads((out / "card.json").read_text())["init_from"]["step"] == 60
+
+
 def test_checkpoint_round_trips(tiny_run):
     model = sample.load(tiny_run / "ddim.pt")
     state = torch.load(tiny_run / "train_state.pt", weights_only=False)
