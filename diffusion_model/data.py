@@ -6,7 +6,7 @@ the library, so every bin the network sees has unit scale whatever its loudness.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,8 @@ def denormalise(x: torch.Tensor, alpha: float, bin_std: torch.Tensor) -> torch.T
 
 @dataclass
 class MDCTDataset:
-    """Per-clip normalised MDCT frames (float16, bins x frames) with genre labels."""
+    """Per-clip normalised MDCT frames (float16, bins x frames) with genre labels and tempi (BPM by
+    the library's beat tracker, the estimate the post stage conforms with; 0 where none was found)."""
     frames: list[torch.Tensor]
     labels: list[int]
     names: list[str]
@@ -46,6 +47,7 @@ class MDCTDataset:
     alpha: float
     hop: int
     library: Library
+    tempi: list[float] = field(default_factory=list)
 
     @classmethod
     def build(cls, genres_dir: str | Path, *, hop: int = 256, alpha: float = 0.5,
@@ -63,7 +65,7 @@ class MDCTDataset:
         if rank is not None and rank.distributed:
             from melodymaker.distributed import shard
             clips = shard(clips, rank)
-        raw, labels, names = [], [], []
+        raw, labels, names, tempi = [], [], [], []
         for label, clip in tqdm(clips, desc="mdct", disable=not progress):
             try:
                 y = library.load(clip, SAMPLE_RATE)
@@ -74,6 +76,7 @@ class MDCTDataset:
                 raw.append(compress(mdct(torch.from_numpy(y)), alpha))
             labels.append(label)
             names.append(clip.key)
+            tempi.append(float(library.analyse(clip, y, save=False).tempo or 0.0))
         cat = torch.cat(raw, dim=1)
         if rank is not None and rank.distributed:
             sums = rank.sum(torch.cat([cat.double().pow(2).sum(dim=1), torch.tensor([float(cat.shape[1])])]))
@@ -81,7 +84,7 @@ class MDCTDataset:
         else:
             bin_std = cat.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)
         frames = [(c / bin_std[:, None]).half() for c in raw]
-        return cls(frames, labels, names, bin_std, alpha, hop, library)
+        return cls(frames, labels, names, bin_std, alpha, hop, library, tempi)
 
     def rescale(self, bin_std: torch.Tensor) -> None:
         """Normalise by `bin_std` instead (a resumed run's, or the checkpoint a run starts from)."""
@@ -92,8 +95,8 @@ class MDCTDataset:
         self.frames = [(f.float() * ratio).half() for f in self.frames]
         self.bin_std = bin_std
 
-    def batch(self, size: int, frames: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """`size` random windows of `frames` frames and their genres."""
+    def batch(self, size: int, frames: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`size` random windows of `frames` frames, their genres and their clips' tempi."""
         picks = torch.randint(0, len(self.frames), (size,), generator=gen).tolist()
         xs = []
         for i in picks:
@@ -102,7 +105,8 @@ class MDCTDataset:
                 clip = torch.nn.functional.pad(clip, (0, frames - clip.shape[1]))
             start = int(torch.randint(0, clip.shape[1] - frames + 1, (1,), generator=gen))
             xs.append(clip[:, start:start + frames].float())
-        return torch.stack(xs), torch.tensor([self.labels[i] for i in picks])
+        return (torch.stack(xs), torch.tensor([self.labels[i] for i in picks]),
+                torch.tensor([self.tempi[i] if self.tempi else 0.0 for i in picks]))
 
     def counts(self) -> dict[str, int]:
         return {g: self.labels.count(i) for i, g in enumerate(GENRES) if i in self.labels}

@@ -6,8 +6,11 @@ several times real time. Conditioning:
   - diffusion time: sinusoidal embedding -> MLP, added to the genre embedding;
   - genre: a learned embedding with one extra "no genre" class for classifier-free guidance;
   - context (continuation): the known frames and their mask are extra input channels, so a window
-    can continue from the overlap of the previous one (trained inpainting).
-Both embeddings reach every residual block as a FiLM scale and shift.
+    can continue from the overlap of the previous one (trained inpainting);
+  - tempo (tempo_cond checkpoints): the clip's BPM, a sinusoidal embedding of log2(BPM) -> MLP whose
+    last layer starts at zero (a checkpoint without it loads unchanged and learns it from there);
+    0 means "no tempo" (dropped in training like the genre), and adds nothing.
+The embeddings are summed and reach every residual block as a FiLM scale and shift.
 
 The head predicts v as gain * x_t + shift, each (B, bins, frames). With the bins folded into a
 few hundred channels the network cannot carry every coefficient of x_t through to its output, and
@@ -40,6 +43,7 @@ class UNetConfig:
     emb_dim: int = 256
     dropout: float = 0.0
     gain_head: bool = True          # predict v = gain * x_t + shift (see UNet1D)
+    tempo_cond: bool = False        # a tempo (BPM) embedding beside the genre's
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -51,6 +55,15 @@ class UNetConfig:
         d = dict(d)
         d["channels"] = tuple(d["channels"])
         return cls(**d)
+
+
+def tempo_embedding(bpm: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of log2(BPM) (an octave is one unit: 60 and 120 BPM differ as 90 and
+    180), periods from 1/8 to 64 octaves, so nearby tempi embed nearby."""
+    half = dim // 2
+    periods = torch.exp(torch.linspace(math.log(0.125), math.log(64.0), half, device=bpm.device))
+    args = 2 * math.pi * torch.log2(bpm.float().clamp_min(1.0))[:, None] / periods[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -102,7 +115,7 @@ class Attention(nn.Module):
 
 
 class UNet1D(nn.Module):
-    """(x_t, context, mask, t, genre) -> v, all shaped (B, bins, frames); frames % (patch * 2**(levels-1)) == 0."""
+    """(x_t, context, mask, t, genre[, tempo]) -> v, all shaped (B, bins, frames); frames % (patch * 2**(levels-1)) == 0."""
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()
@@ -110,6 +123,10 @@ class UNet1D(nn.Module):
         c0, p, e = cfg.channels[0], cfg.patch, cfg.emb_dim
         self.time_mlp = nn.Sequential(nn.Linear(e, e * 2), nn.SiLU(), nn.Linear(e * 2, e))
         self.genre = nn.Embedding(cfg.classes + 1, e)
+        if cfg.tempo_cond:
+            self.tempo_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
+            nn.init.zeros_(self.tempo_mlp[-1].weight)
+            nn.init.zeros_(self.tempo_mlp[-1].bias)
         self.stem = nn.Conv1d((2 * cfg.bins + 1) * p, c0, 3, padding=1)
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         skips, c = [c0], c0
@@ -155,8 +172,11 @@ class UNet1D(nn.Module):
         p = self.cfg.patch
         return x.reshape(b, cp // p, p, t).permute(0, 1, 3, 2).reshape(b, cp // p, t * p)
 
-    def forward(self, x, context, mask, t, genre):
+    def forward(self, x, context, mask, t, genre, tempo=None):
         emb = self.time_mlp(timestep_embedding(t, self.cfg.emb_dim)) + self.genre(genre)
+        if self.cfg.tempo_cond and tempo is not None:   # tempo (B,) BPM; 0: none given
+            known = (tempo > 0).to(emb.dtype)[:, None]
+            emb = emb + known * self.tempo_mlp(tempo_embedding(tempo, self.cfg.emb_dim))
         h = self.stem(self._fold(torch.cat([x, context * mask, mask], dim=1)))
         hs = [h]
         for i, level in enumerate(self.down):

@@ -14,7 +14,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +33,10 @@ FORMAT, FORMAT_VERSION = "melodymaker-ddim", 1
 SOLVERS = ("ddim", "dpm++2m")
 
 
+WIDE_TEMPI = (60.0, 110.0, 180.0)
+"""The tempi a tempo_cond network is asked to play a genre at when its checkpoint has none for it."""
+
+
 @dataclass
 class DDIM:
     """A loaded checkpoint (see `load`): the (EMA) network and what it needs to turn its output
@@ -46,19 +50,41 @@ class DDIM:
     defaults: dict
     step: int
     path: str = ""
+    tempi: dict = field(default_factory=dict)   # {genre: [low, median, high] BPM} of a tempo_cond network
+
+    @property
+    def takes_tempo(self) -> bool:
+        return bool(self.net.cfg.tempo_cond)
+
+    def play_tempo(self, genre: str, requested: float | None) -> float | None:
+        """The tempo to draw `genre` at for a request of `requested` BPM (None: the network's choice,
+        or a network without a tempo embedding): the octave of `requested` (x1/2, x1, x2; the post
+        stage's conform folds octaves the same way) nearest the genre's median among those inside
+        the tempi it trained on, else the nearest edge of them. The post stage conforms the rest."""
+        if not requested or not self.takes_tempo:
+            return None
+        low, median, high = self.tempi.get(genre) or WIDE_TEMPI
+        candidates = [requested * k for k in (0.5, 1.0, 2.0)]
+        inside = [c for c in candidates if low <= c <= high]
+        if inside:
+            return float(min(inside, key=lambda c: abs(math.log(c / median))))
+        nearest = min(candidates, key=lambda c: min(abs(math.log(c / low)), abs(math.log(c / high))))
+        return float(min(max(nearest, low), high))
 
     def sample(self, genre: str, seconds: float, seed: int, *, steps: int | None = None,
                eta: float | None = None, guidance: float | None = None, window: int | None = None,
-               overlap: int | None = None, solver: str | None = None,
+               overlap: int | None = None, solver: str | None = None, tempo: float | None = None,
                progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """float32 mono audio of exactly round(seconds * sr) samples."""
+        """float32 mono audio of exactly round(seconds * sr) samples; `tempo` (BPM) steers a
+        tempo_cond network (see play_tempo) and is ignored by others."""
         samples = int(round(seconds * self.sr))
         settings = self._settings(steps, eta, guidance, window, overlap, solver)
-        frames = self._draw(genre, MDCT(self.hop).frames_for(samples), seed, None, settings, progress)
+        frames = self._draw(genre, MDCT(self.hop).frames_for(samples), seed, None, settings, progress, tempo)
         return self._audio(frames, samples)
 
     def continue_audio(self, tail: np.ndarray, genre: str, seconds: float, seed: int, *,
-                       progress: Callable[[float], None] | None = None, **options) -> tuple[np.ndarray, int]:
+                       progress: Callable[[float], None] | None = None, tempo: float | None = None,
+                       **options) -> tuple[np.ndarray, int]:
         """(float32 audio of exactly round(seconds * sr) samples whose first sample follows the
         last of `tail`, the number of MDCT frames of the tail it continued from).
 
@@ -77,14 +103,14 @@ class DDIM:
         whole = len(tail) // hop  # hops of tail on a grid ending at its last sample
         known = min(settings["overlap"], settings["window"] // 2, whole)
         if known < 2:
-            return self.sample(genre, seconds, seed, progress=progress, **options), 0
+            return self.sample(genre, seconds, seed, progress=progress, tempo=tempo, **options), 0
         end = torch.from_numpy(np.asarray(tail[len(tail) - whole * hop:], np.float32))
         with torch.no_grad():
             coeffs = mdct(torch.cat([end, end.flip(0)[:hop]]))
         # frame j covers samples (j - 1) * hop ... (j + 1) * hop: frame `whole` straddles the end
         context = normalise(coeffs[:, whole + 1 - known: whole + 1], self.alpha, self.bin_std)
         lead = (known - 1) * hop  # the part of the inverse that rebuilds the tail
-        frames = self._draw(genre, mdct.frames_for(lead + samples), seed, context, settings, progress)
+        frames = self._draw(genre, mdct.frames_for(lead + samples), seed, context, settings, progress, tempo)
         return self._audio(frames, lead + samples)[lead:], known
 
     def _settings(self, steps=None, eta=None, guidance=None, window=None, overlap=None, solver=None) -> dict:
@@ -100,7 +126,7 @@ class DDIM:
                 "overlap": int(d.get("overlap", 64) if overlap is None else overlap), "solver": solver}
 
     def _draw(self, genre: str, total: int, seed: int, context: torch.Tensor | None, settings: dict,
-              progress: Callable[[float], None] | None) -> torch.Tensor:
+              progress: Callable[[float], None] | None, tempo: float | None = None) -> torch.Tensor:
         """Normalised frames (bins, total) drawn window by window, each window conditioned on the
         last `overlap` frames before it; `context` (bins, k <= overlap), when given, are known
         frames before the first (they begin the result, and `total` counts them)."""
@@ -116,7 +142,8 @@ class DDIM:
             done = lambda f, w=w: progress((w + f) / windows) if progress else None
             x = sample_window(self.net, label, window, gen, steps=settings["steps"], eta=settings["eta"],
                               guidance=settings["guidance"], context=given, classes=len(self.genres),
-                              solver=settings["solver"], progress=done)
+                              solver=settings["solver"], progress=done,
+                              tempo=tempo if self.takes_tempo else None)
             new = x if given is None else x[:, given.shape[1]:]
             frames = new if frames is None else torch.cat([frames, new], dim=1)
         return frames[:, :total]
@@ -149,21 +176,25 @@ def load(path: str | Path) -> DDIM:
     net.eval().requires_grad_(False)
     a = ckpt["audio"]
     return DDIM(net, list(ckpt["genres"]), int(a["sr"]), int(a["hop"]), float(a["alpha"]),
-                a["bin_std"].float(), dict(ckpt.get("sampling", {})), int(ckpt["step"]), str(path))
+                a["bin_std"].float(), dict(ckpt.get("sampling", {})), int(ckpt["step"]), str(path),
+                dict(ckpt.get("tempi", {})))
 
 
 @torch.inference_mode()
 def sample_window(net: UNet1D, label: int, frames: int, gen: torch.Generator, *, steps: int = 25,
                   eta: float = 0.0, guidance: float = 2.0, context: torch.Tensor | None = None,
                   classes: int = 10, solver: str = "ddim",
-                  progress: Callable[[float], None] | None = None) -> torch.Tensor:
+                  progress: Callable[[float], None] | None = None, tempo: float | None = None) -> torch.Tensor:
     """One window (bins, frames) with v-prediction and classifier-free guidance; `context`
     (bins, k) are known first frames the window continues from.
 
     solver "ddim": DDIM (Song et al. 2021), eta 0 deterministic, eta 1 DDPM-like.
     solver "dpm++2m": DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the
     same probability-flow ODE that reuses the previous step's prediction, so it costs one network
-    call per step like DDIM but needs fewer steps; eta is ignored."""
+    call per step like DDIM but needs fewer steps; eta is ignored.
+
+    tempo (BPM, a tempo_cond network): given with the genre, and guided with it (the unguided
+    branch has neither)."""
     bins = net.cfg.bins
     ctx = torch.zeros(1, bins, frames)
     mask = torch.zeros(1, 1, frames)
@@ -173,13 +204,14 @@ def sample_window(net: UNet1D, label: int, frames: int, gen: torch.Generator, *,
     x = torch.randn(1, bins, frames, generator=gen)
     guided = guidance != 1.0
     labels = torch.tensor([label, classes] if guided else [label])
+    bpm = None if not tempo else torch.tensor([float(tempo), 0.0] if guided else [float(tempo)])
 
     def denoise(x, t):
         """(x0, eps) predicted at time t, guided, with the known frames put back."""
         a_t, s_t = alpha_sigma(t)
         batch = x.expand(len(labels), -1, -1)
         v = net(batch, ctx.expand_as(batch), mask.expand(len(labels), -1, -1),
-                t.repeat(len(labels)), labels)
+                t.repeat(len(labels)), labels, bpm)
         v = v[1:] + guidance * (v[:1] - v[1:]) if guided else v
         x0 = a_t * x - s_t * v
         x0 = mask * ctx + (1 - mask) * x0  # the known frames are known

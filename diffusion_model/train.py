@@ -21,10 +21,11 @@ import argparse
 import platform
 import signal
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from melodymaker import distributed
@@ -56,6 +57,9 @@ class TrainConfig:
     ema: float = field(default=0.999, metadata={"help": "EMA decay of the shipped weights"})
     cond_drop: float = field(default=0.1, metadata={"help": "share of genre labels dropped (guidance)"})
     context_prob: float = field(default=0.5, metadata={"help": "share of windows given known first frames"})
+    tempo_cond: bool = field(default=False, metadata={"help": "learn a tempo (BPM) embedding beside the genre's, "
+                                                               "so the mode can play near the tempo asked for"})
+    tempo_drop: float = field(default=0.2, metadata={"help": "share of tempi dropped (tracks without one)"})
     hop: int = field(default=256, metadata={"help": "MDCT bins (frame hop in samples)"})
     alpha: float = field(default=0.5, metadata={"help": "power-law compression of MDCT coefficients"})
     channels: list[int] = field(default_factory=lambda: [160, 224, 320])
@@ -83,16 +87,20 @@ class TrainConfig:
 def model_config(cfg: TrainConfig, source: dict | None = None) -> UNetConfig:
     """The network's shape: the flags', or that of the state or checkpoint a run goes on from."""
     if source is not None and source.get("model_config"):
-        return UNetConfig.from_dict(source["model_config"])
+        shape = UNetConfig.from_dict(source["model_config"])
+        # a checkpoint without a tempo embedding gains one (it starts at zero: the same network)
+        return replace(shape, tempo_cond=shape.tempo_cond or cfg.tempo_cond)
     return UNetConfig(bins=cfg.hop, patch=cfg.patch, channels=tuple(cfg.channels), blocks=cfg.blocks,
                       attention_heads=cfg.attention_heads, classes=len(GENRES), emb_dim=cfg.emb_dim,
-                      dropout=cfg.dropout)
+                      dropout=cfg.dropout, tempo_cond=cfg.tempo_cond)
 
 
 def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, *,
                    cond_drop: float, context_prob: float, t: torch.Tensor | None = None,
-                   noise: torch.Tensor | None = None) -> torch.Tensor:
-    """v-prediction MSE over the frames the model must make (known context frames excluded)."""
+                   noise: torch.Tensor | None = None, tempo: torch.Tensor | None = None,
+                   tempo_drop: float = 0.0) -> torch.Tensor:
+    """v-prediction MSE over the frames the model must make (known context frames excluded).
+    tempo (B,) BPM, for a tempo_cond network: a share tempo_drop of them is dropped to 0 ("none")."""
     b, bins, frames = x0.shape
     if t is None:
         t = torch.rand(b, generator=gen)
@@ -112,7 +120,9 @@ def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: tor
     mask = mask.to(x0.device)
     drop = torch.rand(b, generator=gen) < cond_drop
     labels = torch.where(drop.to(labels.device), torch.full_like(labels, len(GENRES)), labels)
-    pred = net(xt, x0, mask, t, labels)
+    if tempo is not None and tempo_drop:
+        tempo = torch.where(torch.rand(b, generator=gen) < tempo_drop, torch.zeros_like(tempo), tempo)
+    pred = net(xt, x0, mask, t, labels, None if tempo is None else tempo.to(x0.device))
     weight = (1 - mask).expand_as(pred)
     return ((pred - v) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
@@ -126,8 +136,20 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
             "audio": {"sr": SAMPLE_RATE, "hop": ds.hop, "alpha": ds.alpha,
                       "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
             "genres": list(GENRES),
+            **({"tempi": genre_tempi(ds)} if ema.cfg.tempo_cond else {}),
             "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance, "solver": cfg.solver,
                          "window": cfg.frames, "overlap": cfg.frames // 8}}
+
+
+def genre_tempi(ds: MDCTDataset) -> dict:
+    """{genre: [low, median, high]} BPM of the clips it trained on (5th, 50th, 95th percentiles;
+    under torchrun, this rank's shard): the tempi the network knows for each genre."""
+    out = {}
+    for i, g in enumerate(GENRES):
+        tempi = [t for t, label in zip(ds.tempi, ds.labels) if label == i and t > 0]
+        if tempi:
+            out[g] = [round(float(q), 2) for q in np.percentile(tempi, [5, 50, 95])]
+    return out
 
 
 def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: int,
@@ -191,11 +213,14 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                         "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
                         "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
     net = UNet1D(model_config(cfg, shape)).to(device)
-    for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout"):   # the card tells the shape run
+    for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout", "tempo_cond"):  # the shape run
         setattr(cfg, name, getattr(net.cfg, name))
     cfg.channels = list(net.cfg.channels)
     if init is not None:
-        net.load_state_dict(float_weights(init["model"]))
+        missing, unexpected = net.load_state_dict(float_weights(init["model"]), strict=False)
+        if unexpected or any(not k.startswith("tempo_mlp.") for k in missing):
+            raise SystemExit(f"--init-from {cfg.init_from} does not fit this network "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     if cfg.frames % net.multiple:
         raise SystemExit(f"--frames must be a multiple of {net.multiple}")
     ema = UNet1D(model_config(cfg, shape)).to(device)
@@ -220,7 +245,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     trained = distributed.wrap(net, rank)          # the forward passes that learn go through DDP
     # a fixed probe batch: the same windows, times and noise at every check, so its loss is comparable
     pgen = torch.Generator().manual_seed(12345)
-    probe_x, probe_y = ds.batch(16, cfg.frames, pgen)
+    probe_x, probe_y, probe_bpm = ds.batch(16, cfg.frames, pgen)
+    with_tempo = net.cfg.tempo_cond
     probe_t, probe_noise = torch.linspace(0.05, 0.95, 16), torch.randn(probe_x.shape, generator=pgen)
 
     def probe() -> float:
@@ -228,7 +254,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         with torch.no_grad():
             loss = diffusion_loss(net, probe_x.to(device), probe_y.to(device),
                                   torch.Generator().manual_seed(0), cond_drop=0.0, context_prob=0.0,
-                                  t=probe_t, noise=probe_noise)
+                                  t=probe_t, noise=probe_noise, tempo=probe_bpm if with_tempo else None)
         net.train()
         return float(loss)
 
@@ -256,9 +282,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         while clock.running and not rank.any(stop["now"]):
             lr = cfg.lr * min(1.0, (clock.step + 1) / max(1, cfg.warmup))
             set_lr(opt, lr)
-            x0, labels = ds.batch(cfg.batch_size, cfg.frames, gen)
+            x0, labels, bpm = ds.batch(cfg.batch_size, cfg.frames, gen)
             loss = diffusion_loss(trained, x0.to(device), labels.to(device), gen,
-                                  cond_drop=cfg.cond_drop, context_prob=cfg.context_prob)
+                                  cond_drop=cfg.cond_drop, context_prob=cfg.context_prob,
+                                  tempo=bpm if with_tempo else None, tempo_drop=cfg.tempo_drop)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

@@ -175,7 +175,8 @@ class Service:
         t0 = time.perf_counter()
         progress(0.02, f"starting {engine.label}")
         # a mode that cannot honour tempo makes enough audio for the conform to fill the length
-        length = post.source_length(request, engine.capabilities, self.library.genre_tempo(request.genre))
+        native = engine.native_tempo(request) or self.library.genre_tempo(request.genre)
+        length = post.source_length(request, engine.capabilities, native)
         raw = engine.generate(dataclasses.replace(request, length=length), progress)
         t1 = time.perf_counter()
         progress(0.92, "finishing: length, fades, loudness")

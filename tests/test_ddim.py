@@ -245,3 +245,76 @@ def test_the_grid_measures_settings_and_adopts_one_as_the_checkpoints_defaults(t
     assert history[-1]["was"]["solver"] == "ddim" and "--adopt" in history[-1]["command"]
     with pytest.raises(SystemExit):
         grid.main(["--checkpoint", str(ckpt), "--adopt", "euler:3:64:16:1"])
+
+
+# -- tempo ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tempo_run(tiny_run, composed_library, tmp_path_factory):
+    """The tiny run continued with a tempo embedding (--init-from --tempo-cond)."""
+    out = tmp_path_factory.mktemp("ddim_tempo")
+    args = ["--genres", str(composed_library), "--out", str(out), "--init-from", str(tiny_run / "ddim.pt"),
+            "--tempo-cond"] + TINY
+    args[args.index("--steps") + 1] = "20"
+    threads = torch.get_num_threads()
+    assert train.main(args) == 0
+    torch.set_num_threads(threads)
+    return out
+
+
+def test_a_tempo_embedding_starts_as_the_network_it_was_added_to(tiny_run, tempo_run):
+    """Its last layer starts at zero: the first probe is the checkpoint's own, and the state names
+    the new shape, so the run resumes without the flag."""
+    before = [float(r["probe_loss"]) for r in csv.DictReader(open(tiny_run / "log.csv")) if r["probe_loss"]]
+    after = [float(r["probe_loss"]) for r in csv.DictReader(open(tempo_run / "log.csv")) if r["probe_loss"]]
+    assert abs(after[0] - before[-1]) < 0.02 * before[-1], (before, after)
+    state = torch.load(tempo_run / "train_state.pt", weights_only=True)
+    assert state["model_config"]["tempo_cond"] is True
+    assert json.loads((tempo_run / "card.json").read_text())["config"]["tempo_cond"] is True
+
+
+def test_the_checkpoint_knows_each_genres_tempi_and_folds_a_request_into_them(tempo_run, composed_library):
+    from melodymaker.library import Library
+    model = sample.load(tempo_run / "ddim.pt")
+    assert model.takes_tempo and set(model.tempi) == {p.name for p in composed_library.iterdir() if p.is_dir()}
+    library = Library(composed_library).scan()
+    for genre, (low, median, high) in model.tempi.items():
+        measured = [library.analyse(c, save=False).tempo for c in library.genre_clips(genre)]
+        assert low <= median <= high and min(measured) <= median <= max(measured)
+        for asked in (50, 70, 100, 140, 200, 260):
+            played = model.play_tempo(genre, asked)
+            assert low <= played <= high
+            if any(low <= asked * k <= high for k in (0.5, 1, 2)):  # an octave of it fits: that one
+                assert any(abs(played - asked * k) < 1e-9 for k in (0.5, 1, 2))
+    assert model.play_tempo("jazz", None) is None
+
+
+def test_the_tempo_steers_a_tempo_network_and_no_other(tiny_run, tempo_run):
+    with_tempo, without = sample.load(tempo_run / "ddim.pt"), sample.load(tiny_run / "ddim.pt")
+    fast = with_tempo.sample("disco", 1.0, seed=3, steps=4, tempo=150.0)
+    slow = with_tempo.sample("disco", 1.0, seed=3, steps=4, tempo=75.0)
+    free = with_tempo.sample("disco", 1.0, seed=3, steps=4)
+    assert len(fast) == len(slow) == 22050 and not np.array_equal(fast, slow) and not np.array_equal(fast, free)
+    assert np.array_equal(without.sample("disco", 1.0, seed=3, steps=4, tempo=150.0),
+                          without.sample("disco", 1.0, seed=3, steps=4))
+    assert without.play_tempo("disco", 150.0) is None
+
+
+def test_the_engine_draws_near_the_tempo_asked_for_and_says_so(tempo_run, composed_library, tmp_path):
+    from melodymaker.request import GenerationRequest
+    from melodymaker.service import Service
+    from melodymaker.settings import Settings
+    (tmp_path / "models" / "ddim").mkdir(parents=True)
+    shutil.copy(tempo_run / "ddim.pt", tmp_path / "models" / "ddim" / "ddim.pt")
+    service = Service(Settings(genres_dir=composed_library, models_dir=tmp_path / "models", var_dir=tmp_path / "var"),
+                      with_store=False, modes=["ddim"])
+    try:
+        track, meta = service.generate_one(GenerationRequest.parse(
+            {"genre": "reggae", "mode": "ddim", "length": 2.5, "seed": 7, "tempo": 150}))
+        played = meta["details"]["drawn_at_tempo"]
+        assert played == round(service.engine("ddim").model.play_tempo("reggae", 150), 2)
+        assert len(track.audio) == round(2.5 * 22050) and meta["details"]["tempo_conform"]["rate"] > 0
+        _, free = service.generate_one(GenerationRequest.parse({"genre": "reggae", "mode": "ddim", "length": 2.5,
+                                                               "seed": 7}))
+        assert "drawn_at_tempo" not in free["details"]
+    finally:
+        service.close()

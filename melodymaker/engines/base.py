@@ -88,6 +88,13 @@ class Engine(ABC):
         """None when the engine can run, else the reason it cannot (shown to the user)."""
         return None
 
+    def native_tempo(self, request: GenerationRequest) -> float | None:
+        """The tempo this mode will play `request` at, for a mode that does not honour tempo exactly
+        but knows where it will land (the post stage conforms from there, and the service asks for
+        just the audio that conform needs); None: unknown (the library's median for the genre is
+        assumed)."""
+        return None
+
     def check(self, request: GenerationRequest) -> None:
         """Raise InvalidRequest for a request this mode cannot honour (checked before queueing)."""
 

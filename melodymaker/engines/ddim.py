@@ -22,7 +22,10 @@ CHECKPOINT = "ddim.pt"
 
 
 class DDIMEngine(Engine):
-    """Honours genre, seed and exact length; tempo is left to the shared post stage."""
+    """Honours genre, seed and exact length. A checkpoint with a tempo embedding draws the track
+    near the tempo asked for (the octave of it inside the tempi the genre trained on,
+    DDIM.play_tempo), and the shared post stage conforms what is left; without one the post stage
+    does it all."""
     name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
     continues_tail = True
 
@@ -32,9 +35,13 @@ class DDIMEngine(Engine):
     def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         progress(0.02, "denoising")
-        y = self.model.sample(request.genre, request.length, request.seed,
+        tempo = self.native_tempo(request)
+        y = self.model.sample(request.genre, request.length, request.seed, tempo=tempo,
                               progress=lambda f: progress(0.02 + 0.88 * f, "denoising"))
-        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started))
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started, tempo))
+
+    def native_tempo(self, request) -> float | None:
+        return self.model.play_tempo(request.genre, request.tempo)
 
     def continue_from(self, parent: Parent, progress: Progress = no_progress) -> Track:
         """The tail's last MDCT frames are the known first frames of the first window, as one
@@ -45,17 +52,19 @@ class DDIMEngine(Engine):
         started = time.perf_counter()
         seed = continuation_seed(parent.request.seed, parent.at)
         progress(0.02, "denoising")
-        y, known = self.model.continue_audio(parent.tail, parent.request.genre, parent.seconds, seed,
+        tempo = self.native_tempo(parent.request)  # the parent's, so the groove carries on
+        y, known = self.model.continue_audio(parent.tail, parent.request.genre, parent.seconds, seed, tempo=tempo,
                                              progress=lambda f: progress(0.02 + 0.88 * f, "denoising"))
         how = (f"DDIM from the tail's last {known} MDCT frames ({known * self.model.hop / SAMPLE_RATE:.2f} s)"
                if known else "a fresh DDIM draw (the tail is too short to continue)")
-        meta = {**self._meta(parent.request.seed, started), "continuation_seed": seed,
+        meta = {**self._meta(parent.request.seed, started, tempo), "continuation_seed": seed,
                 "starts_at": parent.at, "continued_by": how}
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
-    def _meta(self, seed: int, started: float) -> dict:
+    def _meta(self, seed: int, started: float, tempo: float | None = None) -> dict:
         return {"engine": self.name, "seed": seed, "checkpoint": self.checkpoint.name,
                 "checkpoint_step": self.model.step, **{f"ddim_{k}": v for k, v in self.model.defaults.items()},
+                **({"drawn_at_tempo": round(tempo, 2)} if tempo else {}),
                 "seconds": round(time.perf_counter() - started, 3)}
 
 
