@@ -51,9 +51,10 @@ class MDCTDataset:
 
     @classmethod
     def build(cls, genres_dir: str | Path, *, hop: int = 256, alpha: float = 0.5,
-              max_per_genre: int = 0, progress: bool = True, rank=None) -> "MDCTDataset":
+              max_per_genre: int = 0, progress: bool = True, rank=None, workers: int = 1) -> "MDCTDataset":
         """rank (melodymaker.distributed.Rank, under torchrun): read only this rank's shard of the
-        clips; the per-bin scale is still the whole library's (its sums added over the ranks)."""
+        clips; the per-bin scale is still the whole library's (its sums added over the ranks).
+        workers: processes that beat-track the clips first (the slow part of reading a library)."""
         from tqdm import tqdm
         library = Library(Path(genres_dir)).scan()
         mdct = MDCT(hop)
@@ -65,6 +66,7 @@ class MDCTDataset:
         if rank is not None and rank.distributed:
             from melodymaker.distributed import shard
             clips = shard(clips, rank)
+        known = clip_tempi([c for _, c in clips], workers) if workers > 1 else {}
         raw, labels, names, tempi = [], [], [], []
         for label, clip in tqdm(clips, desc="mdct", disable=not progress):
             try:
@@ -76,7 +78,8 @@ class MDCTDataset:
                 raw.append(compress(mdct(torch.from_numpy(y)), alpha))
             labels.append(label)
             names.append(clip.key)
-            tempi.append(float(library.analyse(clip, y, save=False).tempo or 0.0))
+            tempi.append(known[clip.key] if clip.key in known else
+                         float(library.analyse(clip, y, save=False).tempo or 0.0))
         cat = torch.cat(raw, dim=1)
         if rank is not None and rank.distributed:
             sums = rank.sum(torch.cat([cat.double().pow(2).sum(dim=1), torch.tensor([float(cat.shape[1])])]))
@@ -110,6 +113,26 @@ class MDCTDataset:
 
     def counts(self) -> dict[str, int]:
         return {g: self.labels.count(i) for i, g in enumerate(GENRES) if i in self.labels}
+
+
+def _clip_tempo(path: str) -> float:
+    from melodymaker import audio
+    try:
+        return round(float(audio.estimate_tempo(audio.load(path), SAMPLE_RATE)[0] or 0.0), 3)  # as analyse() keeps it
+    except Exception:  # an unreadable clip is skipped (and reported) by the MDCT pass
+        return 0.0
+
+
+def clip_tempi(clips: list, workers: int) -> dict[str, float]:
+    """{clip key: BPM by the beat tracker (Library.analyse's estimate), 0 where none} on `workers`
+    processes of one thread each."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from melodymaker.classify.prepare import _one_thread
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        tempi = list(pool.map(_clip_tempo, [str(c.path) for c in clips], chunksize=4))
+    return {c.key: t for c, t in zip(clips, tempi)}
 
 
 def clip_seconds(ds: MDCTDataset) -> float:

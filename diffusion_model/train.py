@@ -75,6 +75,8 @@ class TrainConfig:
                                                            "scales, a quarter of float32) or float16"})
     init_from: str = field(default="", metadata={"help": "a ddim.pt to start from (its shape and per-bin "
                                                           "scale; ignored when train_state.pt exists)"})
+    workers: int = field(default=1, metadata={"help": "processes that beat-track the library's clips "
+                                                      "(their tempi) before training"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
     save_every: int = 250
     log_every: int = 25
@@ -191,7 +193,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
     ds = MDCTDataset.build(cfg.genres, hop=cfg.hop, alpha=cfg.alpha, max_per_genre=cfg.max_per_genre,
-                           progress=cfg.progress and rank.main, rank=rank)
+                           progress=cfg.progress and rank.main, rank=rank, workers=cfg.workers)
     used = {"used": int(rank.sum(len(ds.frames))), "seconds": round(rank.sum(clip_seconds(ds)), 1),
             **({"ranks": rank.world} if rank.distributed else {})}
     state_path = out / STATE

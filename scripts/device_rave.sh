@@ -24,8 +24,7 @@
 #         RAVE_RUN=/tmp/dry_run bash scripts/device_rave.sh
 set -uo pipefail
 
-T0=$(date +%s)
-PY=${PYTHON:-python3}
+TAG=device_rave
 DEADLINE=${RAVE_DEADLINE:-560}        # seconds after the start by which everything has ended
 END_RESERVE=${RAVE_END_RESERVE:-60}   # kept after training: the last checkpoint, the card (ceilings on the GPU), the copy
 LOAD_RESERVE=${RAVE_LOAD_RESERVE:-40} # the trainer's start: imports, ~900 clips decoded, the model built
@@ -38,34 +37,13 @@ LR=${RAVE_LR:-5e-4}
 LIB=${RAVE_LIBRARY:-/tmp/lib100}
 RUN=${RAVE_RUN:-/tmp/rave_run}
 INIT=${RAVE_INIT:-models/rave/rave.pt}
-OUT=${OUT:?OUT must name the folder whose files come back}
-export PYTHONUNBUFFERED=1
+SKIP_WHEELS=${RAVE_SKIP_WHEELS:-}
+source "$(dirname "$0")/device_common.sh"
 
-say() { echo "[device_rave +$(( $(date +%s) - T0 ))s] $*"; }
-left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
-mkdir -p "$OUT"
-
-say "machine: $(nproc) cores; $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo 'no GPU tool')"
-if [ -z "${RAVE_SKIP_WHEELS:-}" ]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || { say "wheel install failed"; exit 1; }
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-"$PY" -c "import sys, torch, numpy, scipy, soundfile, librosa, soxr, pretty_midi, tinysoundfont
-print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(),
-      'numpy', numpy.__version__, 'librosa', librosa.__version__)" 2>&1 | tee "$OUT/env.txt" \
-    || { say "a package is missing"; exit 1; }
-
-say "building the library: $PER_GENRE clips per genre, seed 0, $WORKERS workers -> $LIB"
-"$PY" -m melodymaker library build --out "$LIB" --per-genre "$PER_GENRE" --seed 0 --workers "$WORKERS" -q \
-    || { say "library build failed"; exit 1; }
-
-TRAIN_SECONDS=$(( $(left) - END_RESERVE - LOAD_RESERVE ))
-if [ -n "${RAVE_TRAIN_SECONDS:-}" ] && [ "$RAVE_TRAIN_SECONDS" -lt "$TRAIN_SECONDS" ]; then
-    TRAIN_SECONDS=$RAVE_TRAIN_SECONDS
-fi
-if [ "$TRAIN_SECONDS" -lt 20 ]; then say "only $TRAIN_SECONDS s left to train: stopping"; exit 1; fi
-MAX_MINUTES=$(awk "BEGIN { printf \"%.2f\", $TRAIN_SECONDS / 60 }")
+install_wheels || exit 1
+check_packages || exit 1
+build_library "$LIB" "$PER_GENRE" "$WORKERS" || exit 1
+MAX_MINUTES=$(train_minutes "$END_RESERVE" "$LOAD_RESERVE" "${RAVE_TRAIN_SECONDS:-}") || exit 1
 say "training for $MAX_MINUTES min on $DEVICE from $INIT -> $RUN"
 rm -rf "$RUN"
 # the trainer stops itself at --max-minutes; timeout is the backstop that keeps the deadline

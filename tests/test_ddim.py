@@ -288,6 +288,14 @@ def test_the_checkpoint_knows_each_genres_tempi_and_folds_a_request_into_them(te
     assert model.play_tempo("jazz", None) is None
 
 
+def test_tempi_read_in_parallel_are_the_library_analysis(composed_library):
+    from diffusion_model.data import clip_tempi
+    from melodymaker.library import Library
+    library = Library(composed_library).scan()
+    clips = [c for g in ("disco", "jazz") for c in library.genre_clips(g)[:2]]
+    assert clip_tempi(clips, 2) == {c.key: library.analyse(c, save=False).tempo for c in clips}
+
+
 def test_the_tempo_steers_a_tempo_network_and_no_other(tiny_run, tempo_run):
     with_tempo, without = sample.load(tempo_run / "ddim.pt"), sample.load(tiny_run / "ddim.pt")
     fast = with_tempo.sample("disco", 1.0, seed=3, steps=4, tempo=150.0)
