@@ -362,16 +362,101 @@ def wav_loop(wav: bytes) -> tuple[int, int] | None:
     return None
 
 
-def conform_tempo(y: np.ndarray, sr: int, target: float) -> tuple[np.ndarray, dict]:
+BEAT_RATE_SPREAD = 0.15
+"""How far a beat's own stretch rate may stray from the track's (either way) when the conform lays
+the beats on the grid: a beat the tracker placed badly is not dragged far out of time."""
+
+
+def conform_tempo(y: np.ndarray, sr: int, target: float, *, align_beats: bool = True) -> tuple[np.ndarray, dict]:
     """Audio time-stretched from its measured tempo to `target` BPM, and what was done
-    ({"measured_before": BPM or None, "rate": stretch rate}); unchanged when no tempo is found.
-    Stereo: the tempo is measured on the channels' mean and both are stretched by the same rate."""
-    measured, _ = estimate_tempo(y, sr)
+    ({"measured_before": BPM or None, "rate": the track's stretch rate, ...}); unchanged when no
+    tempo is found. Stereo: the tempo is measured on the channels' mean and both are stretched alike.
+
+    With align_beats (and the Rubber Band stretcher), each beat the tracker found (refine_beats: on
+    a 5.8 ms onset grid) is stretched by its own rate, within BEAT_RATE_SPREAD of the track's, so
+    that every beat lasts one beat of `target`: audio whose own tempo drifts or wobbles (the neural
+    modes') comes out on the grid, not merely right on average. Through the service, 30 tracks a
+    mode on tuning seeds (tempi 70-160, 10 s; one stretch -> beats aligned): DDIM median tempo error
+    3.8 -> 0.5 % by the beat tracker (within 2 %: 11 -> 26 of 30), 4.5 -> 2.1 % by librosa's
+    tempogram estimate (whose lag grid is about 4.6 % wide at 120 BPM); MEL-GAN 14.9 -> 0.95 %
+    (6 -> 23 of 30), 9.2 -> 2.1 %. Genre fit by the lower judge moved within the noise of 30 tracks
+    (DDIM 0.633 -> 0.667, MEL-GAN 0.433 -> 0.40). The result then has "beats_aligned", the rates'
+    range and "map": [[raw s, output s], ...] at each aligned beat (the post stage takes it out of
+    the metadata and finds raw times from output times with it: warp_time)."""
+    measured, beats = estimate_tempo(y, sr)
     if not measured:
         return y, {"measured_before": None, "rate": 1.0}
     rate = stretch_rate(measured, target)
-    out = each_channel(time_stretch, y, rate, int(round(len(y) / rate)), sr=sr)
-    return out, {"measured_before": round(measured, 2), "rate": round(rate, 4)}
+    info = {"measured_before": round(measured, 2), "rate": round(rate, 4)}
+    rates = beat_rates(refine_beats(y, sr, beats), measured, rate, len(y), sr) \
+        if align_beats and STRETCHER == "rubberband" and len(beats) >= 4 else None
+    if rates is None:
+        return each_channel(time_stretch, y, rate, int(round(len(y) / rate)), sr=sr), info
+    per_sample_rate, knots, low, high = rates
+    import pedalboard
+    channels = np.ascontiguousarray((y.T if np.ndim(y) == 2 else y[None, :]), dtype=np.float32)
+    out = pedalboard.time_stretch(channels, sr, per_sample_rate, high_quality=True)
+    out = np.ascontiguousarray(out.T if np.ndim(y) == 2 else out[0], dtype=np.float32)
+    return out, {**info, "beats_aligned": len(knots) - 1, "rate_range": [round(low, 4), round(high, 4)],
+                 "map": knots}
+
+
+def beat_rates(beats: np.ndarray, measured: float, rate: float, n: int, sr: int
+               ) -> tuple[np.ndarray, list, float, float] | None:
+    """(stretch rate per input sample, [[raw s, output s] at each beat], lowest, highest rate) that
+    make each beat interval last 60 / (measured * rate) seconds, each interval's rate kept within
+    BEAT_RATE_SPREAD of `rate`; outside the beats, `rate`. None with fewer than four beats."""
+    beats = np.asarray(beats, dtype=float)
+    beats = beats[(beats > 0) & (beats < n / sr)]
+    if len(beats) < 4:
+        return None
+    period = 60.0 / measured                     # the tracker's beat, in raw seconds
+    rates = np.clip(rate * np.diff(beats) / period, rate * (1 - BEAT_RATE_SPREAD), rate * (1 + BEAT_RATE_SPREAD))
+    per = np.full(n, rate, dtype=np.float64)
+    edges = np.round(beats * sr).astype(int)
+    for a, b, r in zip(edges[:-1], edges[1:], rates):
+        per[a:b] = r
+    out_times = beats[0] / rate + np.concatenate([[0.0], np.cumsum(np.diff(beats) / rates)])
+    knots = [[round(float(a), 6), round(float(b), 6)] for a, b in zip(beats, out_times)]
+    return per, knots, float(rates.min()), float(rates.max())
+
+
+def refine_beats(y: np.ndarray, sr: int, beats: np.ndarray, *, hop: int = 128) -> np.ndarray:
+    """Beat times moved onto the peak of a fine onset envelope (hop 128: 5.8 ms at 22050 Hz) within
+    one tracker frame (512 samples) of each, the peak placed between envelope frames by a parabola:
+    the tracker's own times sit on its 23 ms frame grid (a steady beat's intervals read 0.58 and
+    0.60 s by turns), which would be stretched into the groove as wobble."""
+    import librosa
+    env = librosa.onset.onset_strength(y=to_mono(y), sr=sr, hop_length=hop)
+    reach = 512 // hop
+    out = np.array(beats, dtype=float)
+    for i, b in enumerate(beats):
+        k = int(round(b * sr / hop))
+        lo, hi = max(1, k - reach), min(len(env) - 1, k + reach + 1)
+        if hi - lo < 1:
+            continue
+        j = lo + int(np.argmax(env[lo:hi]))
+        if 1 <= j < len(env) - 1:
+            a, c, e = env[j - 1], env[j], env[j + 1]
+            d = a - 2 * c + e
+            j = j + (0.5 * (a - e) / d if d < 0 else 0.0)
+        out[i] = j * hop / sr
+    return out if np.all(np.diff(out) > 0) else np.asarray(beats, dtype=float)
+
+
+def warp_time(t: float, knots: list | None, rate: float, *, inverse: bool = False) -> float:
+    """Output seconds of raw second t under a conform (inverse: the raw second of output second t):
+    linear at `rate` outside the knots' span, piecewise linear between them."""
+    if not knots:
+        return t * rate if inverse else t / rate
+    raw, out = np.asarray(knots, dtype=float).T
+    src, dst = (out, raw) if inverse else (raw, out)
+    scale = rate if inverse else 1.0 / rate
+    if t <= src[0]:
+        return float(dst[0] - (src[0] - t) * scale)
+    if t >= src[-1]:
+        return float(dst[-1] + (t - src[-1]) * scale)
+    return float(np.interp(t, src, dst))
 
 
 def stretch_rate(measured: float, target: float) -> float:

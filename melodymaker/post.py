@@ -62,8 +62,10 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
     requested_key, key_shift = request.musical_key, None
     if requested_key is not None and not capabilities.key:
         y, key_shift = shift_key(y, sr, requested_key)
+    knots = None  # where an aligned conform laid the raw beats on the output timeline
     if request.tempo and not capabilities.tempo:
         y, meta["tempo_conform"] = conform_tempo(y, sr, request.tempo)
+        knots = meta["tempo_conform"].pop("map", None)
     stems = track.stems
     if stems and (requested_key is not None and not capabilities.key
                   or request.tempo and not capabilities.tempo):
@@ -94,7 +96,7 @@ def finish(track: Track, request: GenerationRequest, capabilities: Capabilities,
         handover, context = takeover(raw, 0.0, len(y), sr, fade_out=fade_out, gain=loudness_gain,
                                       rate=meta.get("tempo_conform", {}).get("rate", 1.0),
                                       key_shift=(key_shift or {}).get("semitones", 0),
-                                      keep_context=keep_context)
+                                      keep_context=keep_context, knots=knots)
         meta["post"] = handover
     if stems:  # each part gets the mix's gains, so that the parts still sum to the mix
         stems = {role: audio.fit_length(part, len(y)) * audio.per_sample(gain, part)
@@ -181,18 +183,22 @@ def measure(y: np.ndarray, sr: int, request: GenerationRequest, capabilities: Ca
 
 
 def takeover(raw: np.ndarray, raw_start: float, n: int, sr: int, *, fade_out: float, gain: float | None,
-              rate: float, key_shift: int, keep_context: bool, raw_sr: int | None = None
-              ) -> tuple[dict, np.ndarray | None]:
+              rate: float, key_shift: int, keep_context: bool, raw_sr: int | None = None,
+              knots: list | None = None) -> tuple[dict, np.ndarray | None]:
     """What an extension of a finished track of n samples must know (its meta["post"]): the
     loudness gain, the fade-out, the tempo-conform rate and key shift to apply again, and where on
     the raw timeline the new audio takes over (context_end: the fade-out's start); with
     keep_context, also the raw audio before that point (raw: the raw timeline from raw_start s,
-    at raw_sr, default sr)."""
+    at raw_sr, default sr). knots: [[raw s, output s], ...] where the raw timeline does not map to
+    the output at one rate from 0 (a conform that aligned beats, audio.warp_time); then the
+    output time of context_end is kept too (context_end_output)."""
     raw_sr = raw_sr or sr
     fade = audio.fades_length(n, sr, fade_out)
-    at = (n / sr - fade) * rate
+    at = audio.warp_time(n / sr - fade, knots, rate, inverse=True)
     handover = {"gain": gain, "fade_out": round(fade, 6), "tempo_rate": rate, "key_shift": key_shift,
                 "context_end": round(at, 6)}
+    if knots:
+        handover["context_end_output"] = round(n / sr - fade, 6)
     context = None
     if keep_context:
         end = int(round((at - raw_start) * raw_sr))
@@ -275,7 +281,10 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     n, n_parent = int(round(request.length * sr)), len(parent.audio)
     fade_n = int(round(post["fade_out"] * sr))
     seam = int(round(continuation.meta.get("seam", (n_parent - fade_n) / sr) * sr))
-    first = int(round(starts_at / rate * sr))       # the continuation's first sample, output timeline
+    # the continuation's first sample on the output timeline (where the parent's aligned conform
+    # put its take-over point, or at the conform's one rate)
+    mapped = "context_end_output" in post and abs(starts_at - post["context_end"]) < 1e-6
+    first = int(round((post["context_end_output"] if mapped else starts_at / rate) * sr))
     # a continuation of the raw tail starts on the very sample the parent's audio was at, unless a
     # key shift or stretch (made apart from the parent's) moved it: then a short hand-over does;
     # else the parent's whole fade-out, which also hides the conform's own edge
@@ -320,7 +329,7 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
         raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / raw_sr
     handover, context = takeover(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
                                   gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context,
-                                  raw_sr=raw_sr)
+                                  raw_sr=raw_sr, knots=[[starts_at, first / sr]] if mapped else None)
     parent_key = parent_meta.get("key") or {}
     meta = {**continuation.meta, "post": handover,
             "seam": {"at": round(seam / sr, 6), "crossfade": round(xfade / sr, 6),

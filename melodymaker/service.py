@@ -268,7 +268,7 @@ class Service:
         fade = handover.get("fade_out", min(1.0, 0.08 * parent_meta["length"]))
         at = handover.get("context_end", (parent_meta["length"] - fade) * rate)
         # raw seconds from the take-over point to the new end, with the conform's headroom
-        wanted = (request.length - at / rate) * rate * 1.02 + 0.25
+        wanted = (request.length - handover.get("context_end_output", at / rate)) * rate * 1.02 + 0.25
         tail = self.store.context(parent_id)
         raw = engine.continue_from(Parent(request_of(parent_meta), parent_meta, at=at, seconds=wanted,
                                           tail=tail, length=request.length), progress)
