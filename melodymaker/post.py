@@ -271,7 +271,13 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     y = np.asarray(continuation.audio, dtype=np.float32)
     if post["key_shift"]:
         y = audio.pitch_shift(y, raw_sr, post["key_shift"])
-    if rate != 1.0:
+    aligned = None  # (the continuation's own rate, its map) when its beats are laid on the grid too
+    if "context_end_output" in post and request.tempo:
+        # the parent's beats were aligned to the grid: the continuation's are, by its own beats
+        conformed, info = audio.conform_tempo(y, raw_sr, request.tempo)
+        if info.get("map"):
+            y, aligned = conformed, (float(info["rate"]), info["map"])
+    if aligned is None and rate != 1.0:
         y = audio.each_channel(audio.time_stretch, y, rate, int(round(len(y) / rate)), sr=raw_sr)
     native = np.ndim(y) == 2
     if np.ndim(y) == 1 and np.ndim(parent.audio) == 2:
@@ -328,8 +334,9 @@ def extend(continuation: Track, parent: Track, parent_meta: dict, request: Gener
     if parent_tail is not None and starts_at > 0:
         raw, raw_start = np.concatenate([parent_tail, raw]), starts_at - len(parent_tail) / raw_sr
     handover, context = takeover(raw, raw_start, n, sr, fade_out=min(1.0, 0.08 * request.length),
-                                  gain=gain, rate=rate, key_shift=post["key_shift"], keep_context=keep_context,
-                                  raw_sr=raw_sr, knots=[[starts_at, first / sr]] if mapped else None)
+                                  gain=gain, rate=aligned[0] if aligned else rate, key_shift=post["key_shift"],
+                                  keep_context=keep_context,
+                                  raw_sr=raw_sr, knots=continuation_map(starts_at, first / sr, aligned, mapped))
     parent_key = parent_meta.get("key") or {}
     meta = {**continuation.meta, "post": handover,
             "seam": {"at": round(seam / sr, 6), "crossfade": round(xfade / sr, 6),
@@ -363,6 +370,15 @@ def matched_gain(parent: np.ndarray, continuation: np.ndarray, seam: int, first:
 EXACT_CROSSFADE = 0.04
 """Seconds over which an extension hands over from the parent to a continuation that starts on
 the parent's own sample (the neural modes, with no key shift or tempo conform to redo)."""
+
+
+def continuation_map(starts_at: float, first: float, aligned: tuple | None, mapped: bool) -> list | None:
+    """The raw -> output time map of an extension after its seam (for its own take-over point): the
+    continuation's aligned beats placed from its first sample (raw starts_at, output first), or
+    that one point at the parent's rate; None where the parent mapped one rate from 0."""
+    if aligned:
+        return [[round(starts_at + a, 6), round(first + b, 6)] for a, b in aligned[1]]
+    return [[starts_at, first]] if mapped else None
 
 
 def _post_of_older(parent: Track, meta: dict) -> dict:

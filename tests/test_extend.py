@@ -178,3 +178,22 @@ def test_a_neural_track_extends_from_its_own_tail_without_a_seam(neural_client, 
     parent_lufs = client.get(f"/api/tracks/{parent_id}").json["meta"]["loudness_lufs"]
     assert abs(meta["loudness_lufs"] - parent_lufs) < 3
     assert np.array_equal(audio(client, parent_id), before)
+
+
+@pytest.mark.parametrize("mode", ["ddim", "melgan"])
+def test_an_extension_of_a_beat_aligned_track_is_on_the_grid_too(neural_client, mode):
+    """DDIM and MEL-GAN keep no tempo of their own: the post stage laid the parent's beats on the
+    grid (meta.post keeps where its take-over point landed), and lays the continuation's too, so
+    the new part plays at the tempo asked for, not at the parent's average stretch."""
+    from melodymaker import audio as audio_ops
+    client = neural_client
+    parent_id = make(client, genre="disco", mode=mode, length=6, seed=8, tempo=124)
+    parent = client.get(f"/api/tracks/{parent_id}").json["meta"]
+    assert parent["details"]["tempo_conform"]["beats_aligned"] >= 4
+    assert "context_end_output" in parent["post"]
+    meta = extend(client, parent_id, 8)
+    y = audio(client, meta["id"])
+    new_part = y[int(round(meta["seam"]["at"] * SR)) + SR // 2:]
+    measured = audio_ops.estimate_tempo(new_part, SR)[0]
+    assert min(abs(measured * k - 124) for k in (0.5, 1, 2)) / 124 < 0.03, measured
+    assert meta["post"]["context_end_output"] == pytest.approx(14 - meta["post"]["fade_out"])
