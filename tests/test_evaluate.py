@@ -198,6 +198,9 @@ def test_evaluate_with_real_judges_scores_by_both_and_measures_the_library(
     assert path["mrstft"] == 0 and 0 <= path["genre_fit"] <= 1
     tracks = report["details"]["dataset"]["tracks"]
     assert all(r["cnn_top1"] in opt.GENRES and 0 <= r["combined_p"] <= 1 for r in tracks if "error" not in r)
+    # each track judged again without its fade-out (0.32 s of 4 s): a column of its own
+    assert all(r["before_fade_features_top1"] in opt.GENRES for r in tracks if "error" not in r)
+    assert 0 <= row["genre_fit_before_fade"] <= 1 and "before fade-out (lower)" in report["markdown"]
 
 
 def test_a_mode_whose_process_fails_is_a_row_with_its_reason():

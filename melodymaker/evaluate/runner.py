@@ -81,6 +81,11 @@ def run_mode(mode: str, requests: list[dict], paths: dict, show_progress: bool,
             scores, vector = judge(judges, y, track.sr, req.genre)
             row.update(scores)
             vectors.append(vector)
+            # the same track without its fade-out: how much of a verdict the fade itself moves
+            fade = int(round(((meta.get("post") or {}).get("fade_out") or 0.0) * track.sr))
+            if 0 < fade < len(y):
+                body, _ = judge(judges, y[:len(y) - fade], track.sr, req.genre)
+                row.update({f"before_fade_{k}": v for k, v in body.items() if k.endswith("_top1")})
         rows.append(row)
         if req.genre in sheet_genres and req.genre not in sheet_audio:
             sheet_audio[req.genre] = (y, track.sr)

@@ -9,7 +9,7 @@ from .silence import TAIL_LIMIT_MS
 ROW_KEYS = (
     "mode", "available", "reason", "requests", "tracks", "failed", "first_error",
     "fit_cnn", "fit_features", "genre_fit", "mean_p_cnn", "mean_p_features", "mean_p_combined",
-    "judges_reason", "tempo_error_median_pct",
+    "genre_fit_before_fade", "judges_reason", "tempo_error_median_pct",
     "key_tracks", "key_exact", "key_fifth", "key_relative", "key_parallel", "key_score",
     "length_error_max_ms", "tails_over_limit",
     "tail_max_ms", "lead_max_ms", "realtime_factor_median", "peak_memory_mb", "onset_sharpness_median",
@@ -17,6 +17,17 @@ ROW_KEYS = (
     "ceiling_path", "ceiling_clips", "ceiling_fit_cnn", "ceiling_fit_features", "ceiling_genre_fit",
     "ceiling_mrstft", "ceiling_reason")
 """Every key of a summary row (the JSON's "summary"), present in every row, None when not measured."""
+
+
+def before_fade_fit(rows: list[dict]) -> float | None:
+    """The genre fit (lower judge's top-1) of the same tracks with their fade-out cut off: the feature
+    judge's statistics (level and timbre spreads) count a fade to silence, which no library clip
+    has; None where no track was judged so."""
+    scored = [r for r in rows if "before_fade_cnn_top1" in r]
+    if not scored:
+        return None
+    return round(min(float(np.mean([r[f"before_fade_{j}_top1"] == r["genre"] for r in scored]))
+                     for j in ("cnn", "features")), 3)
 
 
 def _round(x, digits):
@@ -57,6 +68,7 @@ def summarise(mode: str, result: dict, reference: dict, ceiling: dict | None) ->
     if errors and not done:
         row["reason"] = f"every request failed: {errors[0]['error']}"
     row.update(_frechet(result.get("embeddings"), reference))
+    row["genre_fit_before_fade"] = before_fade_fit(done)
     row["spread_ratio"] = spread_ratio([r["genre"] for r in done if "cnn_top1" in r], result.get("embeddings"),
                                        [k.split("/")[0] for k in reference.get("keys") or []],
                                        reference.get("embeddings"))
@@ -125,7 +137,7 @@ def _ceiling_cells(mode: str, ceiling: dict | None) -> dict:
 
 COLUMNS = (
     ("mode", "mode"), ("fit_cnn", "fit: CNN"), ("fit_features", "fit: features"),
-    ("genre_fit", "genre fit (lower)"), ("tracks", "tracks"),
+    ("genre_fit", "genre fit (lower)"), ("genre_fit_before_fade", "before fade-out (lower)"), ("tracks", "tracks"),
     ("tempo_error_median_pct", "tempo err % (median)"),
     ("key", "key: exact (5th/rel/par)"), ("length_error_max_ms", "length err ms (max)"),
     ("tails", f"tail > {TAIL_LIMIT_MS:g} ms (max ms)"), ("realtime_factor_median", "× real time (median)"),
