@@ -129,9 +129,11 @@ def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: tor
     return ((pred - v) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int) -> dict:
+def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int,
+                       sampling: dict | None = None) -> dict:
     """What the app serves: the EMA weights (int8 or float16, cfg.weights) and how to turn their
-    output into audio."""
+    output into audio; sampling: the defaults to keep (a run started --init-from keeps its
+    checkpoint's, which a grid adopted), else the flags'."""
     weights = int8_weights(ema.state_dict()) if cfg.weights == "int8" else half_weights(ema.state_dict())
     return {**checkpoint_header(FORMAT, FORMAT_VERSION, step), "config": ema.cfg.to_dict(),
             "model": weights, "weights": {"storage": {"model": cfg.weights}},
@@ -139,7 +141,8 @@ def shipped_checkpoint(cfg: TrainConfig, ema: UNet1D, ds: MDCTDataset, step: int
                       "bin_std": ds.bin_std.clone(), "normalisation": "sign(X)|X|^alpha / bin_std"},
             "genres": list(GENRES),
             **({"tempi": genre_tempi(ds)} if ema.cfg.tempo_cond else {}),
-            "sampling": {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance, "solver": cfg.solver,
+            "sampling": dict(sampling) if sampling else
+                        {"steps": cfg.sample_steps, "eta": 0.0, "guidance": cfg.guidance, "solver": cfg.solver,
                          "window": cfg.frames, "overlap": cfg.frames // 8}}
 
 
@@ -210,7 +213,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                              f"this run has --hop {cfg.hop} --alpha {cfg.alpha}")
         ds.rescale(audio["bin_std"].float())       # the scale the network learned, not this library's
         prior = read_card(Path(cfg.init_from).parent)
-        started_from = {"path": cfg.init_from, "step": int(init["step"]),
+        started_from = {"path": cfg.init_from, "step": int(init["step"]), "sampling": dict(init.get("sampling") or {}),
                         **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},
                         "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
                         "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
@@ -272,7 +275,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                                  "gen": gen.get_state(), "step": step, "wall": wall, "bin_std": ds.bin_std,
                                  "config": asdict(cfg), "model_config": net.cfg.to_dict(),
                                  "init_from": started_from})
-        atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step))
+        atomic_save(out / CHECKPOINT, shipped_checkpoint(cfg, ema, ds, step, (started_from or {}).get("sampling")))
         write_card(cfg, out, ds, net, step, wall, device, losses, argv, used=used, init_from=started_from)
 
     losses = {"probe_loss_start": probe()} if step == 0 else {}

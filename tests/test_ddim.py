@@ -98,6 +98,7 @@ def test_a_new_run_starts_from_a_shipped_checkpoint(tiny_run, composed_library, 
     args = ["--genres", str(composed_library), "--out", str(out), "--init-from", str(tiny_run / "ddim.pt")] + TINY
     args[args.index("--steps") + 1] = "10"
     args[args.index("--channels") + 1] = "8,8"   # the checkpoint's shape wins over the flags
+    args += ["--guidance", "7", "--sample-steps", "3"]  # and its sampling defaults (a grid adopted them)
     assert train.main(args) == 0
     first = [float(r["probe_loss"]) for r in csv.DictReader(open(tiny_run / "log.csv")) if r["probe_loss"]]
     probes = [float(r["probe_loss"]) for r in csv.DictReader(open(out / "log.csv")) if r["probe_loss"]]
@@ -107,6 +108,7 @@ def test_a_new_run_starts_from_a_shipped_checkpoint(tiny_run, composed_library, 
     assert card["config"]["channels"] == [32, 48]
     shipped, continued = sample.load(tiny_run / "ddim.pt"), sample.load(out / "ddim.pt")
     assert torch.equal(shipped.bin_std, continued.bin_std) and continued.net.cfg == shipped.net.cfg
+    assert continued.defaults == shipped.defaults
     # running the command again resumes its own state, and still knows where it started
     args[args.index("--steps") + 1] = "12"
     assert train.main(args) == 0
