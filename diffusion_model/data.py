@@ -129,8 +129,8 @@ def clip_tempi(clips: list, workers: int) -> dict[str, float]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from melodymaker.classify.prepare import _one_thread
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+    from melodymaker.classify.prepare import one_thread
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread) as pool:
         tempi = list(pool.map(_clip_tempo, [str(c.path) for c in clips], chunksize=4))
     return {c.key: t for c, t in zip(clips, tempi)}
 

@@ -107,7 +107,7 @@ def _cached(path: str, key: str, role: str, plan: Plan, cache: str | None) -> di
     return result
 
 
-def _one_thread() -> None:
+def one_thread() -> None:
     try:  # each worker is one process on one core: no BLAS thread pools fighting over it
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
@@ -126,7 +126,7 @@ def compute_all(jobs: list[tuple[str, str, str]], plan: Plan, *, workers: int, c
         iterator = map(_cached, *args)
     else:
         import multiprocessing as mp
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread)
         iterator = pool.map(_cached, *args, chunksize=2)
     results = []
     try:
