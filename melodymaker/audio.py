@@ -113,15 +113,16 @@ the +-0.09 of 30 tracks), at about three times the stretching time (0.35 s again
 
 
 def time_stretch(y: np.ndarray, rate: float, n_out: int | None = None, *, sr: int = SAMPLE_RATE,
-                 method: str | None = None) -> np.ndarray:
-    """Audio stretched by `rate` (>1 = faster) at the same pitch; exactly n_out samples when given."""
+                 method: str | None = None, rubberband: dict | None = None) -> np.ndarray:
+    """Audio stretched by `rate` (>1 = faster) at the same pitch; exactly n_out samples when given.
+    rubberband: options for pedalboard's stretcher (default: its high-quality mode as it comes)."""
     method = method or STRETCHER
     if abs(rate - 1.0) < 1e-4 or len(y) < 2048:
         out = y
     elif method == "rubberband":
         import pedalboard
         out = pedalboard.time_stretch(np.ascontiguousarray(y, dtype=np.float32)[None, :], sr, float(rate),
-                                      high_quality=True)[0]
+                                      **(rubberband or {"high_quality": True}))[0]
     elif method == "phase-vocoder":
         import librosa
         out = librosa.effects.time_stretch(y, rate=rate)
@@ -362,6 +363,14 @@ def wav_loop(wav: bytes) -> tuple[int, int] | None:
     return None
 
 
+CONFORM_STRETCH = {"high_quality": True, "use_long_fft_window": False}
+"""Rubber Band's options for the tempo conform: its high-quality mode with the shorter FFT window
+(crisper timing). Against the long window it chooses by itself, on the same engine output (tuning
+seeds, 10 per genre, tempi 70-160, 10 s, each raw track finished both ways): DDIM lower judge 0.61 ->
+0.60 (CNN 0.74 -> 0.72), median tempo error 0.54 -> 0.28 %, post stage 0.35 -> 0.28 s; MEL-GAN
+0.41 -> 0.40 (CNN 0.77 -> 0.75), 0.64 -> 0.46 %, 0.37 -> 0.31 s. (Its faster R2 engine,
+high_quality False, was as quick but cost DDIM 0.08 of the CNN judge's fit.)"""
+
 BEAT_RATE_SPREAD = 0.15
 """How far a beat's own stretch rate may stray from the track's (either way) when the conform lays
 the beats on the grid: a beat the tracker placed badly is not dragged far out of time."""
@@ -391,11 +400,12 @@ def conform_tempo(y: np.ndarray, sr: int, target: float, *, align_beats: bool = 
     rates = beat_rates(refine_beats(y, sr, beats), measured, rate, len(y), sr) \
         if align_beats and STRETCHER == "rubberband" and len(beats) >= 4 else None
     if rates is None:
-        return each_channel(time_stretch, y, rate, int(round(len(y) / rate)), sr=sr), info
+        return each_channel(time_stretch, y, rate, int(round(len(y) / rate)), sr=sr,
+                            rubberband=CONFORM_STRETCH), info
     per_sample_rate, knots, low, high = rates
     import pedalboard
     channels = np.ascontiguousarray((y.T if np.ndim(y) == 2 else y[None, :]), dtype=np.float32)
-    out = pedalboard.time_stretch(channels, sr, per_sample_rate, high_quality=True)
+    out = pedalboard.time_stretch(channels, sr, per_sample_rate, **CONFORM_STRETCH)
     out = np.ascontiguousarray(out.T if np.ndim(y) == 2 else out[0], dtype=np.float32)
     return out, {**info, "beats_aligned": len(knots) - 1, "rate_range": [round(low, 4), round(high, 4)],
                  "map": knots}
@@ -423,25 +433,56 @@ def beat_rates(beats: np.ndarray, measured: float, rate: float, n: int, sr: int
 
 def refine_beats(y: np.ndarray, sr: int, beats: np.ndarray, *, hop: int = 128) -> np.ndarray:
     """Beat times moved onto the peak of a fine onset envelope (hop 128: 5.8 ms at 22050 Hz) within
-    one tracker frame (512 samples) of each, the peak placed between envelope frames by a parabola:
-    the tracker's own times sit on its 23 ms frame grid (a steady beat's intervals read 0.58 and
-    0.60 s by turns), which would be stretched into the groove as wobble."""
-    import librosa
-    env = librosa.onset.onset_strength(y=to_mono(y), sr=sr, hop_length=hop)
+    one tracker frame (512 samples) of each, the peak placed between envelope frames by a parabola
+    (its vertex kept within half a frame of the peak): the tracker's own times sit on its 23 ms
+    frame grid (a steady beat's intervals read 0.58 and 0.60 s by turns), which would be stretched
+    into the groove as wobble. The envelope is computed only around the beats (onset_near)."""
     reach = 512 // hop
-    out = np.array(beats, dtype=float)
-    for i, b in enumerate(beats):
-        k = int(round(b * sr / hop))
-        lo, hi = max(1, k - reach), min(len(env) - 1, k + reach + 1)
+    beats = np.asarray(beats, dtype=float)
+    if len(beats) == 0:
+        return beats
+    y = to_mono(np.asarray(y, dtype=np.float32))
+    frames = 1 + len(y) // hop                       # the whole track's envelope frames
+    centre = np.round(beats * sr / hop).astype(int)
+    env = onset_near(y, sr, centre, reach + 1, hop=hop)
+    out = beats.copy()
+    for i, k in enumerate(centre):
+        lo, hi = max(1, k - reach), min(frames - 1, k + reach + 1)
         if hi - lo < 1:
             continue
-        j = lo + int(np.argmax(env[lo:hi]))
-        if 1 <= j < len(env) - 1:
-            a, c, e = env[j - 1], env[j], env[j + 1]
+        at = lambda j, i=i, k=k: env[i, j - k + reach + 1]
+        j = max(range(lo, hi), key=at)
+        offset = 0.0
+        if 1 <= j < frames - 1:
+            a, c, e = at(j - 1), at(j), at(j + 1)
             d = a - 2 * c + e
-            j = j + (0.5 * (a - e) / d if d < 0 else 0.0)
-        out[i] = j * hop / sr
-    return out if np.all(np.diff(out) > 0) else np.asarray(beats, dtype=float)
+            # a neighbour outside the search window may be higher: the vertex then lies beyond it
+            offset = float(np.clip(0.5 * (a - e) / d, -0.5, 0.5)) if d < 0 else 0.0
+        out[i] = (j + offset) * hop / sr
+    return out if np.all(np.diff(out) > 0) else beats
+
+
+def onset_near(y: np.ndarray, sr: int, centre: np.ndarray, reach: int, *, hop: int = 128,
+               n_fft: int = 2048) -> np.ndarray:
+    """librosa's onset strength envelope (hop `hop`) at frames centre - reach ... centre + reach,
+    shape (len(centre), 2 * reach + 1), computed on a short excerpt round each centre (one batched
+    call) instead of the whole track: about a third of the time for a beat every half second. The
+    excerpts start on the hop grid and carry the lead-in the envelope's frames look back over, so
+    the values are the whole track's (but for the -80 dB floor of the decibel scale, which is set
+    by the loudest frame of the excerpts rather than of the track)."""
+    # envelope frame j is the flux between spectrum frames j - lag - n_fft/2/hop and the one before,
+    # each centred on its frame and n_fft wide: it sees samples from (j - lead) * hop on
+    lead = 2 * (n_fft // (2 * hop)) + 1 + 1
+    width = lead + 2 * reach + 1
+    margin = (lead + reach + 1) * hop
+    padded = np.concatenate([np.zeros(margin, np.float32), y, np.zeros(margin, np.float32)])
+    starts = (np.asarray(centre, dtype=int) - reach - lead) * hop + margin
+    excerpts = np.stack([padded[s:s + width * hop] for s in starts])
+    import librosa
+    env = librosa.onset.onset_strength(y=excerpts, sr=sr, hop_length=hop, n_fft=n_fft)[:, lead:lead + 2 * reach + 1]
+    # librosa's envelope is zero for its first lag + n_fft/2/hop frames (it shifts the flux by them)
+    frames = np.asarray(centre, dtype=int)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    return np.where(frames < 1 + n_fft // (2 * hop), 0.0, env)
 
 
 def warp_time(t: float, knots: list | None, rate: float, *, inverse: bool = False) -> float:

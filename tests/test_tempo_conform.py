@@ -75,3 +75,33 @@ def test_too_few_beats_fall_back_to_one_stretch():
     assert len(audio.estimate_tempo(y, SR)[1]) < 4
     out, info = audio.conform_tempo(y, SR, 90.0)
     assert info.keys() == {"measured_before", "rate"} and abs(len(out) * info["rate"] / len(y) - 1) < 1e-3
+
+
+def test_a_refined_beat_stays_within_its_search_window():
+    """Onsets just past the search window (3-7 fine frames after the tracker's beats): the envelope's
+    peak inside the window is at its edge and the parabola's vertex would lie beyond it (up to 49 ms
+    away, before the vertex was clamped); each refined beat stays within a tracker frame of its beat."""
+    rng = np.random.default_rng(1)
+    hop, beats = 128, np.arange(0.5, 7.5, 0.5)
+    for frames_late in range(3, 8):
+        y = 0.01 * rng.standard_normal(SR * 8).astype(np.float32)
+        for b in beats:
+            i = int((b + frames_late * hop / SR) * SR)
+            y[i:i + 300] += (np.hanning(600)[300:] * rng.standard_normal(300)).astype(np.float32)
+        refined = audio.refine_beats(y, SR, beats, hop=hop)
+        assert np.all(np.abs(refined - beats) <= (512 // hop + 1) * hop / SR + 1e-9)
+
+
+def test_the_envelope_near_the_beats_is_the_whole_tracks():
+    """onset_near (excerpts round each beat, one batched call) gives librosa's envelope of the whole
+    track at those frames, beats at the very start and end included."""
+    import librosa
+    from conftest import click_track
+    y = click_track(100.0, 6.0)
+    whole = librosa.onset.onset_strength(y=y, sr=SR, hop_length=128)
+    centre = np.array([0, 3, 400, len(whole) - 2])
+    near = audio.onset_near(y, SR, centre, 5)
+    for row, k in zip(near, centre):
+        frames = np.arange(k - 5, k + 6)
+        inside = (frames >= 0) & (frames < len(whole))
+        np.testing.assert_allclose(row[inside], whole[frames[inside]], rtol=1e-4, atol=1e-4 * whole.max())
