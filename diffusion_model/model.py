@@ -172,12 +172,21 @@ class UNet1D(nn.Module):
         p = self.cfg.patch
         return x.reshape(b, cp // p, p, t).permute(0, 1, 3, 2).reshape(b, cp // p, t * p)
 
-    def forward(self, x, context, mask, t, genre, tempo=None):
+    def forward(self, x, context, mask, t, genre, tempo=None, guidance=None):
+        """v for each condition. x, context and mask may have a batch of one while t, genre (and
+        tempo) have B: the same noisy frames under B conditions (classifier-free guidance's
+        branches). The stem, which sees only the frames, then runs once for all of them.
+
+        guidance w, with two conditions (given, then none): the guided v = v_none + w (v_given -
+        v_none) alone, batch 1. The head is a convolution of the trunk's activations, and v is
+        linear in its output, so the branches are mixed before the head and it runs once: the same
+        v as mixing after it. The stem and the head are 19 % each of a guided call's multiply-adds
+        at the shipped size; each run once, a guided step does about a fifth less work."""
         emb = self.time_mlp(timestep_embedding(t, self.cfg.emb_dim)) + self.genre(genre)
         if self.cfg.tempo_cond and tempo is not None:   # tempo (B,) BPM; 0: none given
             known = (tempo > 0).to(emb.dtype)[:, None]
             emb = emb + known * self.tempo_mlp(tempo_embedding(tempo, self.cfg.emb_dim))
-        h = self.stem(self._fold(torch.cat([x, context * mask, mask], dim=1)))
+        h = self.stem(self._fold(torch.cat([x, context * mask, mask], dim=1))).expand(len(emb), -1, -1)
         hs = [h]
         for i, level in enumerate(self.down):
             for block in level:
@@ -196,7 +205,11 @@ class UNet1D(nn.Module):
                 h = self.up_attn(h)
             if i < len(self.upsample):
                 h = self.upsample[i](h)
-        out = self._unfold(self.head(h))
+        norm, act, conv = self.head
+        a = act(norm(h))
+        if guidance is not None:
+            a = a[1:] + guidance * (a[:1] - a[1:])
+        out = self._unfold(conv(a))
         if not self.cfg.gain_head:
             return out
         gain, shift = out.chunk(2, dim=1)

@@ -209,10 +209,8 @@ def sample_window(net: UNet1D, label: int, frames: int, gen: torch.Generator, *,
     def denoise(x, t):
         """(x0, eps) predicted at time t, guided, with the known frames put back."""
         a_t, s_t = alpha_sigma(t)
-        batch = x.expand(len(labels), -1, -1)
-        v = net(batch, ctx.expand_as(batch), mask.expand(len(labels), -1, -1),
-                t.repeat(len(labels)), labels, bpm)
-        v = v[1:] + guidance * (v[:1] - v[1:]) if guided else v
+        # one x under each label; the branches mixed inside the network, before its head
+        v = net(x, ctx, mask, t.repeat(len(labels)), labels, bpm, guidance=guidance if guided else None)
         x0 = a_t * x - s_t * v
         x0 = mask * ctx + (1 - mask) * x0  # the known frames are known
         return x0, s_t * x + a_t * v

@@ -129,6 +129,31 @@ def test_checkpoint_round_trips(tiny_run):
 
 
 # -- sampling ------------------------------------------------------------------------------------
+def test_one_set_of_frames_under_two_labels_is_each_label_alone_and_guides_the_same(tiny_run, tempo_run):
+    """Guidance's two branches share the noisy frames: given once (batch 1) against two labels, the
+    network's stem runs once, and each branch's output is what that label alone gives; asked for
+    the guided v, it mixes them before its head, and gives what mixing the two outputs gives."""
+    for run, tempo in ((tiny_run, None), (tempo_run, torch.tensor([120.0, 0.0]))):
+        net = sample.load(run / "ddim.pt").net
+        frames = net.multiple * 4
+        g = torch.Generator().manual_seed(3)
+        x, ctx = torch.randn(1, net.cfg.bins, frames, generator=g), torch.randn(1, net.cfg.bins, frames, generator=g)
+        mask = torch.zeros(1, 1, frames)
+        mask[..., :net.multiple] = 1.0
+        t, labels = torch.tensor([0.6, 0.6]), torch.tensor([1, net.cfg.classes])
+        with torch.no_grad():
+            shared = net(x, ctx, mask, t, labels, tempo)
+            each = [net(x, ctx, mask, t[k:k + 1], labels[k:k + 1], None if tempo is None else tempo[k:k + 1])
+                    for k in range(2)]
+        assert shared.shape == (2, net.cfg.bins, frames)
+        for k in range(2):
+            torch.testing.assert_close(shared[k:k + 1], each[k], rtol=1e-4, atol=1e-5)
+        assert (shared[0] - shared[1]).abs().max() > 0   # the labels do differ
+        with torch.no_grad():  # guided: the branches mixed before the head are those mixed after it
+            guided = net(x, ctx, mask, t, labels, tempo, guidance=3.0)
+        torch.testing.assert_close(guided, shared[1:] + 3.0 * (shared[:1] - shared[1:]), rtol=1e-4, atol=1e-4)
+
+
 def test_long_tracks_are_windows_that_continue_without_a_seam(tiny_run):
     model = sample.load(tiny_run / "ddim.pt")
     window, overlap = 64, 16  # 0.74 s windows: a 4 s track takes six, joined five times
