@@ -444,20 +444,18 @@ def refine_beats(y: np.ndarray, sr: int, beats: np.ndarray, *, hop: int = 128) -
     y = to_mono(np.asarray(y, dtype=np.float32))
     frames = 1 + len(y) // hop                       # the whole track's envelope frames
     centre = np.round(beats * sr / hop).astype(int)
-    env = onset_near(y, sr, centre, reach + 1, hop=hop)
+    near = onset_near(y, sr, centre, reach + 1, hop=hop)   # row i: frames centre[i] - reach - 1 ...
     out = beats.copy()
     for i, k in enumerate(centre):
         lo, hi = max(1, k - reach), min(frames - 1, k + reach + 1)
         if hi - lo < 1:
             continue
-        at = lambda j, i=i, k=k: env[i, j - k + reach + 1]
-        j = max(range(lo, hi), key=at)
-        offset = 0.0
-        if 1 <= j < frames - 1:
-            a, c, e = at(j - 1), at(j), at(j + 1)
-            d = a - 2 * c + e
-            # a neighbour outside the search window may be higher: the vertex then lies beyond it
-            offset = float(np.clip(0.5 * (a - e) / d, -0.5, 0.5)) if d < 0 else 0.0
+        env = dict(zip(range(k - reach - 1, k + reach + 2), near[i]))
+        j = max(range(lo, hi), key=env.get)
+        a, c, e = env[j - 1], env[j], env[j + 1]
+        d = a - 2 * c + e
+        # a neighbour outside the search window may be higher: the vertex then lies beyond it
+        offset = float(np.clip(0.5 * (a - e) / d, -0.5, 0.5)) if d < 0 else 0.0
         out[i] = (j + offset) * hop / sr
     return out if np.all(np.diff(out) > 0) else beats
 
