@@ -51,10 +51,16 @@ class MDCTDataset:
 
     @classmethod
     def build(cls, genres_dir: str | Path, *, hop: int = 256, alpha: float = 0.5,
-              max_per_genre: int = 0, progress: bool = True, rank=None, workers: int = 1) -> "MDCTDataset":
+              max_per_genre: int = 0, progress: bool = True, rank=None, workers: int = 1,
+              stretch: float = 0.0, seed: int = 0) -> "MDCTDataset":
         """rank (melodymaker.distributed.Rank, under torchrun): read only this rank's shard of the
         clips; the per-bin scale is still the whole library's (its sums added over the ranks).
-        workers: processes that beat-track the clips first (the slow part of reading a library)."""
+        workers: processes that beat-track the clips first (the slow part of reading a library).
+
+        Tempi are folded into each genre's octave (fold_tempi). stretch > 0: each clip also comes
+        time-stretched (Rubber Band, the pitch kept) by a rate drawn log-uniformly within
+        1 / (1 + stretch) ... 1 + stretch, its tempo times that rate: the same music at two tempi,
+        which is what teaches a tempo embedding tempo rather than the clips that happen to have it."""
         from tqdm import tqdm
         library = Library(Path(genres_dir)).scan()
         mdct = MDCT(hop)
@@ -67,7 +73,7 @@ class MDCTDataset:
             from melodymaker.distributed import shard
             clips = shard(clips, rank)
         known = clip_tempi([c for _, c in clips], workers) if workers > 1 else {}
-        raw, labels, names, tempi = [], [], [], []
+        raw, labels, names, tempi, paths = [], [], [], [], []
         for label, clip in tqdm(clips, desc="mdct", disable=not progress):
             try:
                 y = library.load(clip, SAMPLE_RATE)
@@ -78,15 +84,29 @@ class MDCTDataset:
                 raw.append(compress(mdct(torch.from_numpy(y)), alpha))
             labels.append(label)
             names.append(clip.key)
+            paths.append(str(clip.path))
             tempi.append(known[clip.key] if clip.key in known else
                          float(library.analyse(clip, y, save=False).tempo or 0.0))
-        cat = torch.cat(raw, dim=1)
+        tempi = fold_tempi(tempi, labels)
+        if stretch > 0:
+            rng = np.random.default_rng(seed)
+            rates = np.exp(rng.uniform(-np.log1p(stretch), np.log1p(stretch), len(names)))
+            for i, y in enumerate(tqdm(stretched(paths, rates, workers), total=len(paths), desc="stretch",
+                                       disable=not progress)):
+                with torch.no_grad():
+                    raw.append(compress(mdct(torch.from_numpy(y)), alpha))
+                labels.append(labels[i])
+                names.append(f"{names[i]}@{rates[i]:.3f}")
+                tempi.append(tempi[i] * float(rates[i]))
+        # each bin's mean square over every frame (under torchrun, over every rank's frames)
+        sums = torch.cat([sum(c.double().pow(2).sum(dim=1) for c in raw),
+                          torch.tensor([float(sum(c.shape[1] for c in raw))], dtype=torch.float64)])
         if rank is not None and rank.distributed:
-            sums = rank.sum(torch.cat([cat.double().pow(2).sum(dim=1), torch.tensor([float(cat.shape[1])])]))
-            bin_std = (sums[:-1] / sums[-1]).sqrt().float().clamp_min(1e-5)
-        else:
-            bin_std = cat.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)
-        frames = [(c / bin_std[:, None]).half() for c in raw]
+            sums = rank.sum(sums)
+        bin_std = (sums[:-1] / sums[-1]).sqrt().float().clamp_min(1e-5)
+        frames = []
+        while raw:  # float16 one clip at a time: the float32 copies go as the half ones come
+            frames.append((raw.pop(0) / bin_std[:, None]).half())
         return cls(frames, labels, names, bin_std, alpha, hop, library, tempi)
 
     def rescale(self, bin_std: torch.Tensor) -> None:
@@ -113,6 +133,41 @@ class MDCTDataset:
 
     def counts(self) -> dict[str, int]:
         return {g: self.labels.count(i) for i, g in enumerate(GENRES) if i in self.labels}
+
+
+def fold_tempi(tempi: list[float], labels: list[int]) -> list[float]:
+    """Each tempo (0: none) moved by an octave (x1/2, x1, x2) to the one nearest its genre's median:
+    a beat tracker that counts a 90 BPM groove at 180 labels it as the 90 it is, so that one
+    tempo means one speed of music to the network (the post stage folds octaves the same way)."""
+    out = list(tempi)
+    for label in set(labels):
+        known = [t for t, g in zip(tempi, labels) if g == label and t > 0]
+        if not known:
+            continue
+        median = float(np.median(known))
+        for i, (t, g) in enumerate(zip(tempi, labels)):
+            if g == label and t > 0:
+                out[i] = min((t * k for k in (0.5, 1.0, 2.0)), key=lambda c: abs(np.log(c / median)))
+    return out
+
+
+def _stretched(job: tuple[str, float]) -> np.ndarray:
+    from melodymaker import audio
+    path, rate = job
+    return audio.time_stretch(audio.load(path), float(rate), sr=SAMPLE_RATE)
+
+
+def stretched(paths: list[str], rates, workers: int):
+    """Each clip time-stretched by its rate, in order, on `workers` processes of one thread each."""
+    if workers <= 1:
+        yield from map(_stretched, zip(paths, rates))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from melodymaker.classify.prepare import one_thread
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread) as pool:
+        yield from pool.map(_stretched, zip(paths, [float(r) for r in rates]), chunksize=4)
 
 
 def _clip_tempo(path: str) -> float:

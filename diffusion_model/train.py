@@ -78,6 +78,8 @@ class TrainConfig:
     workers: int = field(default=1, metadata={"help": "processes that beat-track the library's clips "
                                                       "(their tempi) before training"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
+    stretch: float = field(default=0.0, metadata={"help": "also train on each clip time-stretched by a rate "
+                                                          "within 1/(1+s)..1+s, its tempo scaled alike (0: off)"})
     save_every: int = 250
     log_every: int = 25
     max_minutes: float = field(default=0.0, metadata={"help": "stop (and save) after this long; 0: no limit"})
@@ -196,7 +198,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
     ds = MDCTDataset.build(cfg.genres, hop=cfg.hop, alpha=cfg.alpha, max_per_genre=cfg.max_per_genre,
-                           progress=cfg.progress and rank.main, rank=rank, workers=cfg.workers)
+                           progress=cfg.progress and rank.main, rank=rank, workers=cfg.workers,
+                           stretch=cfg.stretch, seed=cfg.seed)
     used = {"used": int(rank.sum(len(ds.frames))), "seconds": round(rank.sum(clip_seconds(ds)), 1),
             **({"ranks": rank.world} if rank.distributed else {})}
     state_path = out / STATE

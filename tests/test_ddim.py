@@ -323,6 +323,32 @@ def test_tempi_read_in_parallel_are_the_library_analysis(composed_library):
     assert clip_tempi(clips, 2) == {c.key: library.analyse(c, save=False).tempo for c in clips}
 
 
+def test_tempi_are_folded_into_their_genres_octave():
+    """A tracker's double or half tempo is labelled as the groove it is; no tempo stays none."""
+    from diffusion_model.data import fold_tempi
+    tempi = [90.0, 180.0, 88.0, 0.0, 45.5, 130.0, 65.0, 128.0]
+    labels = [0, 0, 0, 0, 0, 1, 1, 1]
+    assert fold_tempi(tempi, labels) == [90.0, 90.0, 88.0, 0.0, 91.0, 130.0, 130.0, 128.0]
+
+
+def test_a_stretched_copy_is_the_same_music_at_its_tempo_times_the_rate(composed_library):
+    """--stretch: every clip twice, the copy as many frames shorter or longer as its rate makes it,
+    its tempo label scaled alike, its rate drawn within the range and the same for the same seed."""
+    from diffusion_model.data import MDCTDataset
+    plain = MDCTDataset.build(composed_library, max_per_genre=1, progress=False)
+    both = MDCTDataset.build(composed_library, max_per_genre=1, progress=False, stretch=0.25, seed=5)
+    again = MDCTDataset.build(composed_library, max_per_genre=1, progress=False, stretch=0.25, seed=5)
+    n = len(plain.frames)
+    assert len(both.frames) == 2 * n and both.names[:n] == plain.names and both.labels == plain.labels * 2
+    assert both.names == again.names and both.tempi == again.tempi
+    for i in range(n):
+        name, rate = both.names[n + i].split("@")
+        rate = float(rate)
+        assert name == plain.names[i] and 1 / 1.25 <= rate <= 1.25
+        assert both.tempi[n + i] == pytest.approx(plain.tempi[i] * rate, rel=1e-3)
+        assert both.frames[n + i].shape[1] == pytest.approx(plain.frames[i].shape[1] / rate, abs=3)
+
+
 def test_the_tempo_steers_a_tempo_network_and_no_other(tiny_run, tempo_run):
     with_tempo, without = sample.load(tempo_run / "ddim.pt"), sample.load(tiny_run / "ddim.pt")
     fast = with_tempo.sample("disco", 1.0, seed=3, steps=4, tempo=150.0)
