@@ -8,7 +8,8 @@
 #
 # 1. installs .whl/*.whl into /tmp/site; 2. builds the 100-per-genre library with the project's
 # own builder into /tmp/lib100; 3. trains from the shipped models/ddim/ddim.pt (--init-from: its
-# shape, weights and per-bin scale; --tempo-cond adds the tempo embedding if it has none), the
+# shape, weights and per-bin scale; --tempo-cond adds the tempo embedding if it has none, --stretch
+# 0.25 adds each clip time-stretched with its tempo scaled alike), the
 # clips beat-tracked on every core first, into /tmp/ddim_run (never inside the repository), for
 # whatever time the deadline leaves; 4. ddim.pt, card.json, log.csv and the logs go to $OUT.
 # Measure it back home, on tuning seeds first (the card says how), before it replaces the shipped one.
@@ -46,7 +47,7 @@ rm -rf "$RUN"
 # the trainer stops itself at --max-minutes (its clock starts after the library is read, so the
 # load reserve is not counted twice); timeout is the backstop that keeps the deadline
 timeout -k 5 $(( $(left) - 8 )) "$PY" -m diffusion_model.train --genres "$LIB" --out "$RUN" \
-    --init-from "$INIT" --tempo-cond --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
+    --init-from "$INIT" --tempo-cond --stretch 0.25 --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
     --batch-size "$BATCH" --lr "$LR" --frames 256 --seed 3 --steps 100000000 \
     --max-minutes "$MAX_MINUTES" --log-every 100 --save-every 1000 --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
