@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--solver must be one of: {', '.join(SOLVERS)}")
     if cfg.weights not in ("int8", "float16"):
         p.error("--weights must be int8 or float16")
+    if not 0.0 <= cfg.stretch <= 1.0:
+        p.error(f"--stretch must be within 0-1 (rates 1/(1+s)..1+s), got {cfg.stretch}")
     train(cfg, argv)
     return 0
 

@@ -349,6 +349,14 @@ def test_a_stretched_copy_is_the_same_music_at_its_tempo_times_the_rate(composed
         assert both.frames[n + i].shape[1] == pytest.approx(plain.frames[i].shape[1] / rate, abs=3)
 
 
+def test_a_stretch_outside_its_range_is_refused_by_name(composed_library, tmp_path, capsys):
+    for bad in ("-0.1", "2"):
+        with pytest.raises(SystemExit):
+            train.main(["--genres", str(composed_library), "--out", str(tmp_path), "--stretch", bad])
+        assert "--stretch must be within 0-1" in capsys.readouterr().err
+    assert not (tmp_path / "ddim.pt").exists()
+
+
 def test_the_tempo_steers_a_tempo_network_and_no_other(tiny_run, tempo_run):
     with_tempo, without = sample.load(tempo_run / "ddim.pt"), sample.load(tiny_run / "ddim.pt")
     fast = with_tempo.sample("disco", 1.0, seed=3, steps=4, tempo=150.0)
