@@ -151,23 +151,29 @@ def fold_tempi(tempi: list[float], labels: list[int]) -> list[float]:
     return out
 
 
-def _stretched(job: tuple[str, float]) -> np.ndarray:
-    from melodymaker import audio
-    path, rate = job
-    return audio.time_stretch(audio.load(path), float(rate), sr=SAMPLE_RATE)
-
-
-def stretched(paths: list[str], rates, workers: int):
-    """Each clip time-stretched by its rate, in order, on `workers` processes of one thread each."""
+def in_processes(fn, jobs: list, workers: int):
+    """fn(job) for each job, in order, on `workers` spawned processes of one thread each (here,
+    one by one, when workers <= 1)."""
     if workers <= 1:
-        yield from map(_stretched, zip(paths, rates))
+        yield from map(fn, jobs)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     from melodymaker.classify.prepare import one_thread
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread) as pool:
-        yield from pool.map(_stretched, zip(paths, [float(r) for r in rates]), chunksize=4)
+        yield from pool.map(fn, jobs, chunksize=4)
+
+
+def _stretched(job: tuple[str, float]) -> np.ndarray:
+    from melodymaker import audio
+    path, rate = job
+    return audio.time_stretch(audio.load(path), rate, sr=SAMPLE_RATE)
+
+
+def stretched(paths: list[str], rates, workers: int):
+    """Each clip time-stretched by its rate, in order, on `workers` processes (in_processes)."""
+    return in_processes(_stretched, [(p, float(r)) for p, r in zip(paths, rates)], workers)
 
 
 def _clip_tempo(path: str) -> float:
@@ -181,12 +187,7 @@ def _clip_tempo(path: str) -> float:
 def clip_tempi(clips: list, workers: int) -> dict[str, float]:
     """{clip key: BPM by the beat tracker (Library.analyse's estimate), 0 where none} on `workers`
     processes of one thread each."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from melodymaker.classify.prepare import one_thread
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread) as pool:
-        tempi = list(pool.map(_clip_tempo, [str(c.path) for c in clips], chunksize=4))
+    tempi = in_processes(_clip_tempo, [str(c.path) for c in clips], workers)
     return {c.key: t for c, t in zip(clips, tempi)}
 
 
