@@ -227,3 +227,101 @@ def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# -- widening a trained network ---------------------------------------------------------------
+
+@torch.no_grad()
+def widen(old: UNet1D, new: UNet1D, *, noise: float = 0.01, seed: int = 0) -> None:
+    """Load `old`'s learned function into `new`, whose levels are each as wide or twice as wide
+    (the same shape otherwise; the lowest level, with the attention, unchanged). Net2Net-style: a
+    doubled level holds each channel twice, side by side, and every layer reading it takes half of
+    the old weight from each copy, so the sum is what it was; GroupNorm keeps its 32 groups, and a
+    group of doubled channels has the same mean and variance as before. Only the two decoder blocks
+    whose input joins a doubled skip to an undoubled level regroup, so the network is close to,
+    not exactly, the old one. The copies' input weights get `noise` (relative) so they can part."""
+    oc, nc = old.cfg.channels, new.cfg.channels
+    if (len(oc) != len(nc) or oc[-1] != nc[-1] or any(n not in (o, 2 * o) for o, n in zip(oc, nc))
+            or replace_channels(old.cfg, nc) != new.cfg):
+        raise ValueError(f"cannot widen channels {list(oc)} to {list(nc)}: each level must stay or "
+                         "double, the lowest stay, and the rest of the shape match")
+    g = torch.Generator().manual_seed(seed)
+    maps = [torch.arange(n) // (n // o) for o, n in zip(oc, nc)]
+    same = lambda c: torch.arange(c)
+
+    def parted(map_):  # True for the second copy of a doubled channel
+        return torch.cat([torch.tensor([False]), map_[1:] == map_[:-1]])
+
+    def conv(n, o, in_map, out_map, transposed=False):
+        w = o.weight
+        counts = torch.bincount(in_map, minlength=w.shape[0 if transposed else 1]).to(w.dtype)
+        if transposed:   # (in, out, k)
+            w = (w / counts[:, None, None])[in_map][:, out_map]
+            copy = parted(out_map)[None, :, None]
+        else:            # (out, in, k)
+            w = (w / counts[None, :, None])[out_map][:, in_map]
+            copy = parted(out_map)[:, None, None]
+        jitter = torch.randn(w.shape, generator=g) * noise * o.weight.std()
+        n.weight.copy_(w + jitter * copy)
+        if o.bias is not None:
+            n.bias.copy_(o.bias[out_map])
+
+    def norm(n, o, map_):
+        n.weight.copy_(o.weight[map_])
+        n.bias.copy_(o.bias[map_])
+
+    def block(n: ResBlock, o: ResBlock, in_map, out_map):
+        norm(n.norm1, o.norm1, in_map)
+        conv(n.conv1, o.conv1, in_map, out_map)
+        cout = o.conv1.out_channels
+        film_map = torch.cat([out_map, out_map + cout])
+        n.film.weight.copy_(o.film.weight[film_map])
+        n.film.bias.copy_(o.film.bias[film_map])
+        norm(n.norm2, o.norm2, out_map)
+        conv(n.conv2, o.conv2, out_map, out_map)
+        if isinstance(n.skip, nn.Conv1d):       # the old skip may be an identity: as a 1x1 conv
+            skip = o.skip if isinstance(o.skip, nn.Conv1d) else _identity_conv(o.conv1.in_channels)
+            conv(n.skip, skip, in_map, out_map)
+        elif isinstance(o.skip, nn.Conv1d):
+            raise ValueError("cannot widen a block whose skip convolution would become an identity")
+
+    def joined(a, a_old, b):  # the map of torch.cat([a, b]) when a had a_old channels before
+        return torch.cat([a, b + a_old])
+
+    for name in ("time_mlp", "genre", "tempo_mlp", "mid", "down_attn", "up_attn"):
+        if hasattr(old, name):
+            getattr(new, name).load_state_dict(getattr(old, name).state_dict())
+    conv(new.stem, old.stem, same(old.stem.in_channels), maps[0])
+    h, skips = maps[0], [(maps[0], oc[0])]
+    for i, (nl, ol) in enumerate(zip(new.down, old.down)):
+        for nb, ob in zip(nl, ol):
+            block(nb, ob, h, maps[i])
+            h = maps[i]
+            skips.append((h, oc[i]))
+        if i < len(new.downsample):
+            conv(new.downsample[i], old.downsample[i], h, h)
+            skips.append((h, oc[i]))
+    h_old = oc[-1]
+    for j, (nl, ol) in enumerate(zip(new.up, old.up)):
+        i = len(oc) - 1 - j
+        for nb, ob in zip(nl, ol):
+            s, _ = skips.pop()
+            block(nb, ob, joined(h, h_old, s), maps[i])
+            h, h_old = maps[i], oc[i]
+        if j < len(new.upsample):
+            conv(new.upsample[j], old.upsample[j], h, h, transposed=True)
+    norm(new.head[0], old.head[0], h)
+    conv(new.head[2], old.head[2], h, same(old.head[2].out_channels))
+
+
+def _identity_conv(c: int) -> nn.Conv1d:
+    conv = nn.Conv1d(c, c, 1)
+    nn.init.eye_(conv.weight[:, :, 0])
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def replace_channels(cfg: UNetConfig, channels) -> UNetConfig:
+    d = cfg.to_dict()
+    d["channels"] = list(channels)
+    return UNetConfig.from_dict(d)

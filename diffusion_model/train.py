@@ -36,7 +36,7 @@ from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomi
 from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
-from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters
+from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters, replace_channels, widen
 from .sample import FORMAT, FORMAT_VERSION, SOLVERS
 
 CHECKPOINT, STATE, LOG = "ddim.pt", "train_state.pt", "log.csv"
@@ -75,6 +75,8 @@ class TrainConfig:
                                                            "scales, a quarter of float32) or float16"})
     init_from: str = field(default="", metadata={"help": "a ddim.pt to start from (its shape and per-bin "
                                                           "scale; ignored when train_state.pt exists)"})
+    widen: bool = field(default=False, metadata={"help": "with --init-from: widen its network to --channels "
+                                                         "(each level as wide or twice; see model.widen)"})
     workers: int = field(default=1, metadata={"help": "processes that beat-track the library's clips "
                                                       "(their tempi) before training"})
     max_per_genre: int = field(default=0, metadata={"help": "use at most this many clips per genre (0: all)"})
@@ -188,6 +190,14 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
     save_card(out, card)
 
 
+def _fits(net: UNet1D, init: dict, path: str) -> None:
+    """Load a checkpoint's weights into `net`, which may add a tempo embedding it lacks."""
+    missing, unexpected = net.load_state_dict(float_weights(init["model"]), strict=False)
+    if unexpected or any(not k.startswith("tempo_mlp.") for k in missing):
+        raise SystemExit(f"--init-from {path} does not fit this network "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
 def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     argv = list(argv or [])
     if cfg.threads:
@@ -220,15 +230,25 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                         **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},
                         "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
                         "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
-    net = UNet1D(model_config(cfg, shape)).to(device)
+    if init is not None and cfg.widen:             # the init's shape at --channels' widths
+        narrow = UNet1D(model_config(cfg, shape))
+        _fits(narrow, init, cfg.init_from)
+        try:
+            wide = replace_channels(narrow.cfg, cfg.channels)
+            net = UNet1D(wide).to(device)
+            widen(narrow, net.cpu(), seed=cfg.seed)
+        except ValueError as e:
+            raise SystemExit(f"--widen: {e}") from None
+        net.to(device)
+        shape, init = {"model_config": wide.to_dict()}, None
+        started_from["widened"] = {"from": list(narrow.cfg.channels), "to": list(wide.channels)}
+    else:
+        net = UNet1D(model_config(cfg, shape)).to(device)
     for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout", "tempo_cond"):  # the shape run
         setattr(cfg, name, getattr(net.cfg, name))
     cfg.channels = list(net.cfg.channels)
     if init is not None:
-        missing, unexpected = net.load_state_dict(float_weights(init["model"]), strict=False)
-        if unexpected or any(not k.startswith("tempo_mlp.") for k in missing):
-            raise SystemExit(f"--init-from {cfg.init_from} does not fit this network "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        _fits(net, init, cfg.init_from)
     if cfg.frames % net.multiple:
         raise SystemExit(f"--frames must be a multiple of {net.multiple}")
     ema = UNet1D(model_config(cfg, shape)).to(device)
@@ -341,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--solver must be one of: {', '.join(SOLVERS)}")
     if cfg.weights not in ("int8", "float16"):
         p.error("--weights must be int8 or float16")
+    if cfg.widen and not cfg.init_from:
+        p.error("--widen needs --init-from (the network to widen)")
     if not 0.0 <= cfg.stretch <= 1.0:
         p.error(f"--stretch must be within 0-1 (rates 1/(1+s)..1+s), got {cfg.stretch}")
     train(cfg, argv)

@@ -2,6 +2,7 @@
 checkpoints, windowed sampling without seams, sample.py, the engine, and broken checkpoints."""
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -113,6 +114,91 @@ def test_a_new_run_starts_from_a_shipped_checkpoint(tiny_run, composed_library, 
     args[args.index("--steps") + 1] = "12"
     assert train.main(args) == 0
     assert json.loads((out / "card.json").read_text())["init_from"]["step"] == 60
+
+
+def _randomised(net):
+    """A network whose every weight is random (a fresh one's last layers are zero: it says nothing)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.1 if p.dim() > 1 else 0.3) + (1.0 if p.dim() == 1 else 0.0))
+    return net.eval()
+
+
+def test_a_widened_network_holds_the_one_it_was_widened_from():
+    """model.widen: each channel of a doubled level twice, side by side, and the layers that read
+    it at half weight. Up to the first block that joins a doubled skip to an undoubled level (its
+    norm regroups) every activation is the old one's, twice; the output stays far nearer the old
+    network's than a network that was not copied."""
+    from diffusion_model.model import UNet1D, UNetConfig, replace_channels, widen
+    old = _randomised(UNet1D(UNetConfig(bins=16, patch=2, channels=(128, 128), emb_dim=32, attention_heads=4,
+                                        classes=3, tempo_cond=True)))
+    g = torch.Generator().manual_seed(2)
+    x, ctx = torch.randn(3, 16, 32, generator=g), torch.randn(3, 16, 32, generator=g)
+    mask = (torch.rand(3, 1, 32, generator=g) < 0.5).float()
+    t, genre, bpm = torch.tensor([0.2, 0.5, 0.9]), torch.tensor([0, 2, 3]), torch.tensor([90.0, 0.0, 140.0])
+
+    def run(net):
+        seen = {}
+        layers = {"stem": net.stem, "top block": net.down[0][-1], "downsample": net.downsample[0]}
+        hooks = [layer.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, o))
+                 for name, layer in layers.items()]
+        out = net(x, ctx, mask, t, genre, bpm)
+        for h in hooks:
+            h.remove()
+        return out, seen
+
+    with torch.no_grad():
+        before, inside = run(old)
+        exact = UNet1D(replace_channels(old.cfg, (256, 128)))
+        widen(old, exact, noise=0.0)
+        parted = UNet1D(replace_channels(old.cfg, (256, 128)))
+        widen(old, parted, noise=0.01)
+        stranger = _randomised(UNet1D(replace_channels(old.cfg, (256, 128))))
+        gap = lambda out: float((out - before).norm() / before.norm())
+        out, wide = run(exact)
+        assert exact.stem.out_channels == 256 and exact.head[2].in_channels == 256
+        for name in ("stem", "top block", "downsample"):
+            torch.testing.assert_close(wide[name], inside[name].repeat_interleave(2, dim=1), rtol=1e-3, atol=1e-4)
+        assert gap(out) < 0.5 * gap(stranger(x, ctx, mask, t, genre, bpm)), (gap(out), gap(stranger(x, ctx, mask, t, genre, bpm)))
+        # without noise a channel's two copies stay one channel; with it they can part
+        assert torch.equal(exact.stem.weight[0], exact.stem.weight[1])
+        assert not torch.equal(parted.stem.weight[0], parted.stem.weight[1])
+    with pytest.raises(ValueError, match="cannot widen channels"):
+        widen(old, UNet1D(replace_channels(old.cfg, (192, 128))))
+
+
+def test_a_run_widens_the_checkpoint_it_starts_from(tiny_run, composed_library, tmp_path, capsys):
+    """--widen --channels: the checkpoint's network at the new widths, which starts near the
+    checkpoint's probe loss (a fresh network starts far above it), says so in its card, and resumes
+    at its own width without the flags."""
+    out = tmp_path / "wide"
+    args = ["--genres", str(composed_library), "--out", str(out), "--init-from", str(tiny_run / "ddim.pt"),
+            "--widen"] + TINY
+    args[args.index("--steps") + 1] = "6"
+    args[args.index("--channels") + 1] = "64,48"
+    assert train.main(args) == 0
+    first = [float(r["probe_loss"]) for r in csv.DictReader(open(tiny_run / "log.csv")) if r["probe_loss"]]
+    probes = [float(r["probe_loss"]) for r in csv.DictReader(open(out / "log.csv")) if r["probe_loss"]]
+    assert probes[0] < first[-1] + 0.5 * (first[0] - first[-1]), (first, probes)
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["channels"] == [64, 48]
+    assert card["init_from"]["widened"] == {"from": [32, 48], "to": [64, 48]}
+    assert sample.load(out / "ddim.pt").net.stem.out_channels == 64
+    resumed = [a for a in args if a != "--widen"]
+    resumed[resumed.index("--channels") + 1] = "32,48"
+    resumed[resumed.index("--steps") + 1] = "8"
+    assert train.main(resumed) == 0
+    assert sample.load(out / "ddim.pt").net.cfg.channels == (64, 48)
+    for bad, says in ((["--channels", "40,48"], "--widen: cannot widen channels [32, 48] to [40, 48]"),):
+        bad_args = args[:]
+        bad_args[bad_args.index("--out") + 1] = str(tmp_path / "bad")
+        bad_args[bad_args.index("--channels") + 1] = bad[1]
+        with pytest.raises(SystemExit, match=re.escape(says)):
+            train.main(bad_args)
+    with pytest.raises(SystemExit):
+        train.main(["--genres", str(composed_library), "--out", str(tmp_path / "none"), "--widen"])
+    assert "--widen needs --init-from" in capsys.readouterr().err
 
 
 def test_checkpoint_round_trips(tiny_run):
