@@ -18,6 +18,11 @@ MDCT signs are close to unpredictable, so a plain head learned nothing (v-loss s
 loss of a Gaussian). The best denoiser of envelope-shaped noise is exactly an elementwise gain on
 x_t set by the local envelope, which a narrow network can give: with the gain head a tiny run's
 loss falls at once, and the envelope (what the ear and the genre classifier hear) is learned.
+With taps > 1 the gain becomes a short filter along time in each bin, v = sum_j gain_j * x_t
+shifted j frames + shift: a steady partial is a slowly turning pattern across an MDCT bin's frames,
+which an elementwise gain can only scale as it finds it in the noise, and a filter whose taps the
+network sets for each bin and frame can pick out and continue (add_taps grows a checkpoint's head
+with the new taps at zero: the same network).
 
 Diffusion: v-prediction on a continuous cosine schedule (alpha = cos(pi/2 t), sigma = sin(pi/2 t)),
 sampled by DDIM in model_sampler.py-style code in sample.py.
@@ -25,7 +30,7 @@ sampled by DDIM in model_sampler.py-style code in sample.py.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -43,6 +48,7 @@ class UNetConfig:
     emb_dim: int = 256
     dropout: float = 0.0
     gain_head: bool = True          # predict v = gain * x_t + shift (see UNet1D)
+    taps: int = 1                   # frames of x_t each bin's gain reaches (odd; 1: elementwise)
     tempo_cond: bool = False        # a tempo (BPM) embedding beside the genre's
 
     def to_dict(self) -> dict:
@@ -153,7 +159,9 @@ class UNet1D(nn.Module):
             if i > 0:
                 self.upsample.append(nn.ConvTranspose1d(c, c, 4, stride=2, padding=1))
         self.up_attn = Attention(cfg.channels[-1], cfg.attention_heads)
-        outs = cfg.bins * p * (2 if cfg.gain_head else 1)
+        if cfg.taps < 1 or cfg.taps % 2 == 0 or (cfg.taps > 1 and not cfg.gain_head):
+            raise ValueError(f"taps must be an odd number of frames with the gain head, got {cfg.taps}")
+        outs = cfg.bins * p * (cfg.taps + 1 if cfg.gain_head else 1)
         self.head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv1d(c, outs, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
@@ -213,8 +221,16 @@ class UNet1D(nn.Module):
         out = self._unfold(conv(a))
         if not self.cfg.gain_head:
             return out
-        gain, shift = out.chunk(2, dim=1)
-        return gain * x + shift
+        if self.cfg.taps == 1:
+            gain, shift = out.chunk(2, dim=1)
+            return gain * x + shift
+        *gains, shift = out.chunk(self.cfg.taps + 1, dim=1)
+        r = self.cfg.taps // 2      # gains[j] weighs x_t j - r frames on, in the same bin
+        padded = F.pad(x, (r, r))
+        frames = x.shape[-1]
+        for j, gain in enumerate(gains):
+            shift = shift + gain * padded[..., j: j + frames]
+        return shift
 
 
 # -- the schedule (continuous time, cosine, v-prediction) -------------------------------------
@@ -325,3 +341,25 @@ def replace_channels(cfg: UNetConfig, channels) -> UNetConfig:
     d = cfg.to_dict()
     d["channels"] = list(channels)
     return UNetConfig.from_dict(d)
+
+
+@torch.no_grad()
+def add_taps(old: UNet1D, new: UNet1D) -> None:
+    """Load `old` into `new`, the same network with a wider gain filter (cfg.taps): the old gain
+    becomes the centre tap, the new taps start at zero, so `new` computes what `old` did."""
+    if replace(new.cfg, taps=old.cfg.taps) != old.cfg or new.cfg.taps < old.cfg.taps:
+        raise ValueError(f"cannot grow taps {old.cfg.taps} to {new.cfg.taps} on another network shape")
+    state = old.state_dict()
+    head_w, head_b = state.pop("head.2.weight"), state.pop("head.2.bias")
+    new.load_state_dict(state, strict=False)
+    block = old.cfg.bins * old.cfg.patch          # head rows per chunk (gain taps..., shift)
+    w, b = torch.zeros_like(new.head[2].weight), torch.zeros_like(new.head[2].bias)
+    shift = (old.cfg.taps + 1) - 1
+    offset = (new.cfg.taps - old.cfg.taps) // 2   # the old taps sit in the middle of the new ones
+    for j in range(old.cfg.taps):
+        w[(j + offset) * block:(j + offset + 1) * block] = head_w[j * block:(j + 1) * block]
+        b[(j + offset) * block:(j + offset + 1) * block] = head_b[j * block:(j + 1) * block]
+    w[new.cfg.taps * block:] = head_w[shift * block:]
+    b[new.cfg.taps * block:] = head_b[shift * block:]
+    new.head[2].weight.copy_(w)
+    new.head[2].bias.copy_(b)

@@ -36,7 +36,7 @@ from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomi
 from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
-from .model import UNet1D, UNetConfig, alpha_sigma, count_parameters, replace_channels, widen
+from .model import UNet1D, UNetConfig, alpha_sigma, add_taps, count_parameters, replace_channels, widen
 from .sample import FORMAT, FORMAT_VERSION, SOLVERS
 
 CHECKPOINT, STATE, LOG = "ddim.pt", "train_state.pt", "log.csv"
@@ -75,6 +75,9 @@ class TrainConfig:
                                                            "scales, a quarter of float32) or float16"})
     init_from: str = field(default="", metadata={"help": "a ddim.pt to start from (its shape and per-bin "
                                                           "scale; ignored when train_state.pt exists)"})
+    taps: int = field(default=1, metadata={"help": "frames of x_t each bin's gain reaches (odd; 1: an "
+                                                   "elementwise gain). With --init-from, more taps than "
+                                                   "its network has are added at zero (the same network)"})
     widen: bool = field(default=False, metadata={"help": "with --init-from: widen its network to --channels "
                                                          "(each level as wide or twice; see model.widen)"})
     workers: int = field(default=1, metadata={"help": "processes that beat-track the library's clips "
@@ -98,7 +101,7 @@ def model_config(cfg: TrainConfig, source: dict | None = None) -> UNetConfig:
         return replace(shape, tempo_cond=shape.tempo_cond or cfg.tempo_cond)
     return UNetConfig(bins=cfg.hop, patch=cfg.patch, channels=tuple(cfg.channels), blocks=cfg.blocks,
                       attention_heads=cfg.attention_heads, classes=len(GENRES), emb_dim=cfg.emb_dim,
-                      dropout=cfg.dropout, tempo_cond=cfg.tempo_cond)
+                      dropout=cfg.dropout, tempo_cond=cfg.tempo_cond, taps=cfg.taps)
 
 
 def diffusion_loss(net: UNet1D, x0: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, *,
@@ -230,21 +233,27 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                         **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},
                         "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
                         "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
-    if init is not None and cfg.widen:             # the init's shape at --channels' widths
-        narrow = UNet1D(model_config(cfg, shape))
-        _fits(narrow, init, cfg.init_from)
-        try:
-            wide = replace_channels(narrow.cfg, cfg.channels)
-            net = UNet1D(wide).to(device)
-            widen(narrow, net.cpu(), seed=cfg.seed)
-        except ValueError as e:
-            raise SystemExit(f"--widen: {e}") from None
+    if init is not None and (cfg.widen or cfg.taps > UNetConfig.from_dict(init["config"]).taps):
+        net = UNet1D(model_config(cfg, shape))     # the init's network, then grown as asked
+        _fits(net, init, cfg.init_from)
+        if cfg.widen:                              # at --channels' widths
+            try:
+                wide = UNet1D(replace_channels(net.cfg, cfg.channels))
+                widen(net, wide, seed=cfg.seed)
+            except ValueError as e:
+                raise SystemExit(f"--widen: {e}") from None
+            started_from["widened"] = {"from": list(net.cfg.channels), "to": list(wide.cfg.channels)}
+            net = wide
+        if cfg.taps > net.cfg.taps:                # a gain filter of --taps frames
+            tapped = UNet1D(replace(net.cfg, taps=cfg.taps))
+            add_taps(net, tapped)
+            started_from["taps"] = {"from": net.cfg.taps, "to": cfg.taps}
+            net = tapped
         net.to(device)
-        shape, init = {"model_config": wide.to_dict()}, None
-        started_from["widened"] = {"from": list(narrow.cfg.channels), "to": list(wide.channels)}
+        shape, init = {"model_config": net.cfg.to_dict()}, None
     else:
         net = UNet1D(model_config(cfg, shape)).to(device)
-    for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout", "tempo_cond"):  # the shape run
+    for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout", "tempo_cond", "taps"):  # the shape run
         setattr(cfg, name, getattr(net.cfg, name))
     cfg.channels = list(net.cfg.channels)
     if init is not None:
@@ -361,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--solver must be one of: {', '.join(SOLVERS)}")
     if cfg.weights not in ("int8", "float16"):
         p.error("--weights must be int8 or float16")
+    if cfg.taps < 1 or cfg.taps % 2 == 0:
+        p.error(f"--taps must be an odd number of frames (1, 3, 5, ...), got {cfg.taps}")
     if cfg.widen and not cfg.init_from:
         p.error("--widen needs --init-from (the network to widen)")
     if not 0.0 <= cfg.stretch <= 1.0:

@@ -168,6 +168,55 @@ def test_a_widened_network_holds_the_one_it_was_widened_from():
         widen(old, UNet1D(replace_channels(old.cfg, (192, 128))))
 
 
+def test_a_gain_filter_grown_from_a_gain_is_the_same_network_and_reaches_its_neighbours():
+    """add_taps: the old elementwise gain is the centre tap, the new taps start at zero, so the
+    network's v is the old one's exactly, guided or not; once a side tap is set, v in a frame
+    moves with x_t in the next frame of the same bin, and in no other bin."""
+    from diffusion_model.model import UNet1D, UNetConfig, add_taps
+    old = _randomised(UNet1D(UNetConfig(bins=16, patch=2, channels=(32, 48), emb_dim=32, attention_heads=4,
+                                        classes=3, tempo_cond=True)))
+    new = UNet1D(UNetConfig(**{**old.cfg.to_dict(), "channels": (32, 48), "taps": 5}))
+    add_taps(old, new)
+    g = torch.Generator().manual_seed(3)
+    x, ctx = torch.randn(1, 16, 32, generator=g), torch.randn(1, 16, 32, generator=g)
+    mask = (torch.rand(1, 1, 32, generator=g) < 0.5).float()
+    t, genre, bpm = torch.tensor([0.4, 0.4]), torch.tensor([1, 3]), torch.tensor([100.0, 0.0])
+    with torch.no_grad():
+        torch.testing.assert_close(new(x, ctx, mask, t[:1], genre[:1], bpm[:1]), old(x, ctx, mask, t[:1], genre[:1], bpm[:1]))
+        torch.testing.assert_close(new(x, ctx, mask, t, genre, bpm, guidance=3.0),
+                                   old(x, ctx, mask, t, genre, bpm, guidance=3.0))
+        block = 16 * 2                               # head rows per chunk: bins x patch
+        new.head[2].bias[3 * block:4 * block] += 1.0  # tap 3 weighs x_t one frame on
+        nudged = x.clone()
+        nudged[0, 5, 10] += 1.0
+        moved = new(nudged, ctx, mask, t[:1], genre[:1], bpm[:1]) - new(x, ctx, mask, t[:1], genre[:1], bpm[:1])
+        back = old(nudged, ctx, mask, t[:1], genre[:1], bpm[:1]) - old(x, ctx, mask, t[:1], genre[:1], bpm[:1])
+    assert abs(float((moved - back)[0, 5, 9]) - 1.0) < 0.05   # bin 5, the frame before: the new tap
+    assert float((moved - back)[0, torch.arange(16) != 5].abs().max()) < 0.05 * float((moved - back).abs().max())
+    with pytest.raises(ValueError, match="taps must be an odd number"):
+        UNet1D(UNetConfig(**{**old.cfg.to_dict(), "taps": 4}))
+
+
+def test_a_run_grows_the_gain_filter_of_the_checkpoint_it_starts_from(tiny_run, composed_library, tmp_path, capsys):
+    """--taps 3 from a checkpoint with an elementwise gain: its first probe is the checkpoint's
+    own, the card and the checkpoint say taps 3, and an even --taps is refused by name."""
+    out = tmp_path / "taps"
+    args = ["--genres", str(composed_library), "--out", str(out), "--init-from", str(tiny_run / "ddim.pt"),
+            "--taps", "3"] + TINY
+    args[args.index("--steps") + 1] = "4"
+    assert train.main(args) == 0
+    before = [float(r["probe_loss"]) for r in csv.DictReader(open(tiny_run / "log.csv")) if r["probe_loss"]]
+    after = [float(r["probe_loss"]) for r in csv.DictReader(open(out / "log.csv")) if r["probe_loss"]]
+    assert abs(after[0] - before[-1]) < 0.02 * before[-1], (before, after)
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["taps"] == 3 and card["init_from"]["taps"] == {"from": 1, "to": 3}
+    model = sample.load(out / "ddim.pt")
+    assert model.net.cfg.taps == 3 and len(model.sample("jazz", 1.0, 1, steps=2)) == model.sr
+    with pytest.raises(SystemExit):
+        train.main(["--genres", str(composed_library), "--out", str(tmp_path / "even"), "--taps", "4"])
+    assert "--taps must be an odd number of frames" in capsys.readouterr().err
+
+
 def test_a_run_widens_the_checkpoint_it_starts_from(tiny_run, composed_library, tmp_path, capsys):
     """--widen --channels: the checkpoint's network at the new widths, which starts near the
     checkpoint's probe loss (a fresh network starts far above it), says so in its card, and resumes
