@@ -35,6 +35,9 @@ LR=${DDIM_LR:-2e-4}
 LIB=${DDIM_LIBRARY:-/tmp/lib100}
 RUN=${DDIM_RUN:-/tmp/ddim_run}
 INIT=${DDIM_INIT:-models/ddim/ddim.pt}
+# how the run grows the network it starts from (diffusion_model/README.md): e.g.
+# DDIM_GROW="--taps 5" (a gain filter along time in each bin) or "--taps 5 --widen --channels 320,224,320"
+GROW=${DDIM_GROW:-}
 SKIP_WHEELS=${DDIM_SKIP_WHEELS:-}
 source "$(dirname "$0")/device_common.sh"
 
@@ -42,12 +45,12 @@ install_wheels || exit 1
 check_packages || exit 1
 build_library "$LIB" "$PER_GENRE" "$WORKERS" || exit 1
 MAX_MINUTES=$(train_minutes "$END_RESERVE" "$LOAD_RESERVE" "${DDIM_TRAIN_SECONDS:-}") || exit 1
-say "training for $MAX_MINUTES min on $DEVICE from $INIT -> $RUN"
+say "training for $MAX_MINUTES min on $DEVICE from $INIT ${GROW:+(grown: $GROW) }-> $RUN"
 rm -rf "$RUN"
 # the trainer stops itself at --max-minutes (its clock starts after the library is read, so the
 # load reserve is not counted twice); timeout is the backstop that keeps the deadline
 timeout -k 5 $(( $(left) - 8 )) "$PY" -m diffusion_model.train --genres "$LIB" --out "$RUN" \
-    --init-from "$INIT" --tempo-cond --stretch 0.25 --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
+    --init-from "$INIT" $GROW --tempo-cond --stretch 0.25 --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
     --batch-size "$BATCH" --lr "$LR" --frames 256 --seed 3 --steps 100000000 \
     --max-minutes "$MAX_MINUTES" --log-every 100 --save-every 1000 --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
