@@ -252,13 +252,14 @@ def widen(old: UNet1D, new: UNet1D, *, noise: float = 0.01, seed: int = 0) -> No
     """Load `old`'s learned function into `new`, whose levels are each as wide or twice as wide
     (the same shape otherwise; the lowest level, with the attention, unchanged). Net2Net-style: a
     doubled level holds each channel twice, side by side, and every layer reading it takes half of
-    the old weight from each copy, so the sum is what it was; GroupNorm keeps its 32 groups, and a
-    group of doubled channels has the same mean and variance as before. Only the two decoder blocks
-    whose input joins a doubled skip to an undoubled level regroup, so the network is close to,
-    not exactly, the old one. The copies' input weights get `noise` (relative) so they can part."""
+    the old weight from each copy, so the sum is what it was. From 128 channels up GroupNorm keeps
+    its 32 groups, and a group of doubled channels has the same mean and variance as before; the
+    decoder blocks whose input joins a doubled skip to an undoubled level regroup (as does every
+    norm of a narrower level, whose group count follows its width), so the network starts close
+    to, not exactly at, the old one. The copies' input weights get `noise` (relative) so they can part."""
     oc, nc = old.cfg.channels, new.cfg.channels
     if (len(oc) != len(nc) or oc[-1] != nc[-1] or any(n not in (o, 2 * o) for o, n in zip(oc, nc))
-            or replace_channels(old.cfg, nc) != new.cfg):
+            or replace(old.cfg, channels=nc) != new.cfg):
         raise ValueError(f"cannot widen channels {list(oc)} to {list(nc)}: each level must stay or "
                          "double, the lowest stay, and the rest of the shape match")
     g = torch.Generator().manual_seed(seed)
@@ -337,12 +338,6 @@ def _identity_conv(c: int) -> nn.Conv1d:
     return conv
 
 
-def replace_channels(cfg: UNetConfig, channels) -> UNetConfig:
-    d = cfg.to_dict()
-    d["channels"] = list(channels)
-    return UNetConfig.from_dict(d)
-
-
 @torch.no_grad()
 def add_taps(old: UNet1D, new: UNet1D) -> None:
     """Load `old` into `new`, the same network with a wider gain filter (cfg.taps): the old gain
@@ -351,15 +346,12 @@ def add_taps(old: UNet1D, new: UNet1D) -> None:
         raise ValueError(f"cannot grow taps {old.cfg.taps} to {new.cfg.taps} on another network shape")
     state = old.state_dict()
     head_w, head_b = state.pop("head.2.weight"), state.pop("head.2.bias")
-    new.load_state_dict(state, strict=False)
-    block = old.cfg.bins * old.cfg.patch          # head rows per chunk (gain taps..., shift)
-    w, b = torch.zeros_like(new.head[2].weight), torch.zeros_like(new.head[2].bias)
-    shift = (old.cfg.taps + 1) - 1
-    offset = (new.cfg.taps - old.cfg.taps) // 2   # the old taps sit in the middle of the new ones
-    for j in range(old.cfg.taps):
-        w[(j + offset) * block:(j + offset + 1) * block] = head_w[j * block:(j + 1) * block]
-        b[(j + offset) * block:(j + offset + 1) * block] = head_b[j * block:(j + 1) * block]
-    w[new.cfg.taps * block:] = head_w[shift * block:]
-    b[new.cfg.taps * block:] = head_b[shift * block:]
-    new.head[2].weight.copy_(w)
-    new.head[2].bias.copy_(b)
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    assert sorted(missing) == ["head.2.bias", "head.2.weight"] and not unexpected, (missing, unexpected)
+    block = old.cfg.bins * old.cfg.patch          # head rows per chunk: gain taps..., then shift
+    gains = old.cfg.taps * block
+    first = (new.cfg.taps - old.cfg.taps) // 2 * block   # the old taps sit in the middle of the new
+    for param, old_rows in ((new.head[2].weight, head_w), (new.head[2].bias, head_b)):
+        param.zero_()
+        param[first:first + gains] = old_rows[:gains]
+        param[new.cfg.taps * block:] = old_rows[gains:]

@@ -36,7 +36,7 @@ from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomi
 from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
-from .model import UNet1D, UNetConfig, alpha_sigma, add_taps, count_parameters, replace_channels, widen
+from .model import UNet1D, UNetConfig, alpha_sigma, add_taps, count_parameters, widen
 from .sample import FORMAT, FORMAT_VERSION, SOLVERS
 
 CHECKPOINT, STATE, LOG = "ddim.pt", "train_state.pt", "log.csv"
@@ -193,12 +193,23 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
     save_card(out, card)
 
 
-def _fits(net: UNet1D, init: dict, path: str) -> None:
-    """Load a checkpoint's weights into `net`, which may add a tempo embedding it lacks."""
-    missing, unexpected = net.load_state_dict(float_weights(init["model"]), strict=False)
-    if unexpected or any(not k.startswith("tempo_mlp.") for k in missing):
-        raise SystemExit(f"--init-from {path} does not fit this network "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+def grown(net: UNet1D, cfg: TrainConfig, started_from: dict) -> UNet1D:
+    """The checkpoint's network grown as the flags ask: --widen to --channels' widths, then a gain
+    filter of --taps frames if it has fewer; what was done goes into the card's init_from."""
+    if cfg.widen:
+        try:
+            wide = UNet1D(replace(net.cfg, channels=tuple(cfg.channels)))
+            widen(net, wide, seed=cfg.seed)
+        except ValueError as e:
+            raise SystemExit(f"--widen: {e}") from None
+        started_from["widened"] = {"from": list(net.cfg.channels), "to": list(wide.cfg.channels)}
+        net = wide
+    if cfg.taps > net.cfg.taps:
+        tapped = UNet1D(replace(net.cfg, taps=cfg.taps))
+        add_taps(net, tapped)
+        started_from["taps"] = {"from": net.cfg.taps, "to": cfg.taps}
+        net = tapped
+    return net
 
 
 def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
@@ -233,31 +244,18 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
                         **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},
                         "library": {k: (prior.get("library") or {}).get(k) for k in ("path", "clips", "builder")},
                         "wall_seconds": (prior.get("training") or {}).get("wall_seconds")}
-    if init is not None and (cfg.widen or cfg.taps > UNetConfig.from_dict(init["config"]).taps):
-        net = UNet1D(model_config(cfg, shape))     # the init's network, then grown as asked
-        _fits(net, init, cfg.init_from)
-        if cfg.widen:                              # at --channels' widths
-            try:
-                wide = UNet1D(replace_channels(net.cfg, cfg.channels))
-                widen(net, wide, seed=cfg.seed)
-            except ValueError as e:
-                raise SystemExit(f"--widen: {e}") from None
-            started_from["widened"] = {"from": list(net.cfg.channels), "to": list(wide.cfg.channels)}
-            net = wide
-        if cfg.taps > net.cfg.taps:                # a gain filter of --taps frames
-            tapped = UNet1D(replace(net.cfg, taps=cfg.taps))
-            add_taps(net, tapped)
-            started_from["taps"] = {"from": net.cfg.taps, "to": cfg.taps}
-            net = tapped
-        net.to(device)
-        shape, init = {"model_config": net.cfg.to_dict()}, None
-    else:
-        net = UNet1D(model_config(cfg, shape)).to(device)
+    net = UNet1D(model_config(cfg, shape))
+    if init is not None:
+        missing, unexpected = net.load_state_dict(float_weights(init["model"]), strict=False)
+        if unexpected or any(not k.startswith("tempo_mlp.") for k in missing):  # it may gain a tempo embedding
+            raise SystemExit(f"--init-from {cfg.init_from} does not fit this network "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        net = grown(net, cfg, started_from)
+        shape = {"model_config": net.cfg.to_dict()}
+    net.to(device)
     for name in ("patch", "blocks", "attention_heads", "emb_dim", "dropout", "tempo_cond", "taps"):  # the shape run
         setattr(cfg, name, getattr(net.cfg, name))
     cfg.channels = list(net.cfg.channels)
-    if init is not None:
-        _fits(net, init, cfg.init_from)
     if cfg.frames % net.multiple:
         raise SystemExit(f"--frames must be a multiple of {net.multiple}")
     ema = UNet1D(model_config(cfg, shape)).to(device)

@@ -130,7 +130,10 @@ def test_a_widened_network_holds_the_one_it_was_widened_from():
     it at half weight. Up to the first block that joins a doubled skip to an undoubled level (its
     norm regroups) every activation is the old one's, twice; the output stays far nearer the old
     network's than a network that was not copied."""
-    from diffusion_model.model import UNet1D, UNetConfig, replace_channels, widen
+    from dataclasses import replace
+
+    from diffusion_model.model import UNet1D, UNetConfig, widen
+    replace_channels = lambda cfg, channels: replace(cfg, channels=tuple(channels))
     old = _randomised(UNet1D(UNetConfig(bins=16, patch=2, channels=(128, 128), emb_dim=32, attention_heads=4,
                                         classes=3, tempo_cond=True)))
     g = torch.Generator().manual_seed(2)
