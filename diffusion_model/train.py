@@ -193,6 +193,21 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
     save_card(out, card)
 
 
+def adopt_representation(cfg: TrainConfig, state: dict | None, init: dict | None, say: bool = True) -> None:
+    """A run that goes on (its train_state.pt, or --init-from) reads the library as its network
+    learned it: with that run's --hop and --alpha, whatever the flags say (as with its shape)."""
+    if state is not None and "hop" in state.get("config", {}):
+        hop, alpha = state["config"]["hop"], state["config"]["alpha"]
+    elif init is not None:
+        hop, alpha = init["audio"]["hop"], init["audio"]["alpha"]
+    else:
+        return
+    if (int(hop), float(alpha)) != (cfg.hop, cfg.alpha):
+        if say:
+            print(f"going on from a network trained with --hop {hop} --alpha {alpha}: reading the library so")
+        cfg.hop, cfg.alpha = int(hop), float(alpha)
+
+
 def grown(net: UNet1D, cfg: TrainConfig, started_from: dict) -> UNet1D:
     """The checkpoint's network grown as the flags ask: --widen to --channels' widths, then a gain
     filter of --taps frames if it has fewer; what was done goes into the card's init_from."""
@@ -221,24 +236,22 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
+    state_path = out / STATE
+    state = torch.load(state_path, map_location=device, weights_only=True) if state_path.exists() else None
+    init = (read_checkpoint(cfg.init_from, FORMAT, FORMAT_VERSION, name="DDIM")
+            if state is None and cfg.init_from else None)
+    adopt_representation(cfg, state, init, rank.main)
     ds = MDCTDataset.build(cfg.genres, hop=cfg.hop, alpha=cfg.alpha, max_per_genre=cfg.max_per_genre,
                            progress=cfg.progress and rank.main, rank=rank, workers=cfg.workers,
                            stretch=cfg.stretch, seed=cfg.seed)
     used = {"used": int(rank.sum(len(ds.frames))), "seconds": round(rank.sum(clip_seconds(ds)), 1),
             **({"ranks": rank.world} if rank.distributed else {})}
-    state_path = out / STATE
-    state = torch.load(state_path, map_location=device, weights_only=True) if state_path.exists() else None
-    init, started_from, shape = None, None, None
+    started_from, shape = None, None
     if state is not None:
         shape = state                              # its "model_config" (states before it: the flags')
-    elif cfg.init_from:
-        init = read_checkpoint(cfg.init_from, FORMAT, FORMAT_VERSION, name="DDIM")
+    elif init is not None:
         shape = {"model_config": init["config"]}
-        audio = init["audio"]
-        if int(audio["hop"]) != cfg.hop or abs(float(audio["alpha"]) - cfg.alpha) > 1e-9:
-            raise SystemExit(f"--init-from {cfg.init_from} has hop {audio['hop']} and alpha {audio['alpha']}; "
-                             f"this run has --hop {cfg.hop} --alpha {cfg.alpha}")
-        ds.rescale(audio["bin_std"].float())       # the scale the network learned, not this library's
+        ds.rescale(init["audio"]["bin_std"].float())  # the scale the network learned, not this library's
         prior = read_card(Path(cfg.init_from).parent)
         started_from = {"path": cfg.init_from, "step": int(init["step"]), "sampling": dict(init.get("sampling") or {}),
                         **{k: prior.get(k) for k in ("command", "init_from") if prior.get(k)},

@@ -32,6 +32,7 @@ DEVICE=${DDIM_DEVICE:-cuda}
 BATCH=${DDIM_BATCH:-64}
 THREADS=${DDIM_THREADS:-4}
 LR=${DDIM_LR:-2e-4}
+FRAMES=${DDIM_FRAMES:-64}           # training window in frames: 64 of the shipped 1,024-bin network = 3 s
 LIB=${DDIM_LIBRARY:-/tmp/lib100}
 RUN=${DDIM_RUN:-/tmp/ddim_run}
 INIT=${DDIM_INIT:-models/ddim/ddim.pt}
@@ -51,7 +52,7 @@ rm -rf "$RUN"
 # load reserve is not counted twice); timeout is the backstop that keeps the deadline
 timeout -k 5 $(( $(left) - 8 )) "$PY" -m diffusion_model.train --genres "$LIB" --out "$RUN" \
     --init-from "$INIT" $GROW --tempo-cond --stretch 0.25 --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
-    --batch-size "$BATCH" --lr "$LR" --frames 256 --seed 3 --steps 100000000 \
+    --batch-size "$BATCH" --lr "$LR" --frames "$FRAMES" --seed 3 --steps 100000000 \
     --max-minutes "$MAX_MINUTES" --log-every 100 --save-every 1000 --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 say "trainer exit status $status"

@@ -525,3 +525,30 @@ def test_the_engine_draws_near_the_tempo_asked_for_and_says_so(tempo_run, compos
         assert "drawn_at_tempo" not in free["details"]
     finally:
         service.close()
+
+
+def test_a_network_over_long_frames_trains_continues_and_keeps_exact_lengths(composed_library, tmp_path):
+    """--hop 1024 --patch 1 (what the shipped network uses: 1,024 bins of 10.8 Hz, one frame a
+    token): the same trainer, sampler and continuation, with exact lengths on a frame grid four
+    times coarser than the default's."""
+    out = tmp_path / "h1024"
+    threads = torch.get_num_threads()
+    flags = [a for a in TINY if a not in ("--frames", "64", "--patch", "2", "--steps", "60")]
+    assert train.main(["--genres", str(composed_library), "--out", str(out), "--hop", "1024", "--patch", "1",
+                       "--frames", "16", "--steps", "20"] + flags) == 0
+    torch.set_num_threads(threads)
+    model = sample.load(out / "ddim.pt")
+    assert (model.hop, model.net.cfg.bins, model.net.cfg.patch) == (1024, 1024, 1)
+    y = model.sample("rock", 2.3, seed=4, steps=3)
+    assert len(y) == round(2.3 * 22050) and np.isfinite(y).all() and np.abs(y).max() > 0
+    assert np.array_equal(y, model.sample("rock", 2.3, seed=4, steps=3))
+    more, known = model.continue_audio(y, "rock", 1.1, seed=5, steps=3)
+    assert known == model.defaults["overlap"] == 2 and len(more) == round(1.1 * 22050)
+    assert abs(float(more[0] - y[-1])) <= 2 * np.abs(np.diff(y[-2048:])).max()
+    # a run that goes on from it reads the library as it learned it: 1,024 bins without --hop
+    again = tmp_path / "again"
+    assert train.main(["--genres", str(composed_library), "--out", str(again), "--init-from", str(out / "ddim.pt"),
+                       "--frames", "16", "--steps", "5"] + flags) == 0
+    torch.set_num_threads(threads)
+    assert sample.load(again / "ddim.pt").hop == 1024
+    assert json.loads((again / "card.json").read_text())["config"]["hop"] == 1024
