@@ -30,9 +30,9 @@ import torch
 
 from melodymaker import distributed
 from melodymaker.options import GENRES, SAMPLE_RATE
-from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, atomic_save, checkpoint_header,
-                                  config_from_args, ema_update, float_weights, half_weights, read_card,
-                                  read_checkpoint, run_command, save_card, set_lr)
+from melodymaker.trainkit import (Clock, LossLog, add_dataclass_arguments, adopt_config, atomic_save,
+                                  checkpoint_header, config_from_args, ema_update, float_weights, half_weights,
+                                  read_card, read_checkpoint, run_command, save_card, set_lr)
 from melodymaker.weights import int8_weights
 
 from .data import MDCTDataset, clip_seconds
@@ -196,16 +196,13 @@ def write_card(cfg: TrainConfig, out: Path, ds: MDCTDataset, net: UNet1D, step: 
 def adopt_representation(cfg: TrainConfig, state: dict | None, init: dict | None, say: bool = True) -> None:
     """A run that goes on (its train_state.pt, or --init-from) reads the library as its network
     learned it: with that run's --hop and --alpha, whatever the flags say (as with its shape)."""
-    if state is not None and "hop" in state.get("config", {}):
-        hop, alpha = state["config"]["hop"], state["config"]["alpha"]
-    elif init is not None:
-        hop, alpha = init["audio"]["hop"], init["audio"]["alpha"]
-    else:
+    source = state["config"] if state is not None else init["audio"] if init is not None else None
+    if source is None:
         return
-    if (int(hop), float(alpha)) != (cfg.hop, cfg.alpha):
-        if say:
-            print(f"going on from a network trained with --hop {hop} --alpha {alpha}: reading the library so")
-        cfg.hop, cfg.alpha = int(hop), float(alpha)
+    saved = {"hop": int(source["hop"]), "alpha": float(source["alpha"])}
+    if say and saved != {"hop": cfg.hop, "alpha": cfg.alpha}:
+        print(f"going on from a network trained with --hop {saved['hop']} --alpha {saved['alpha']}: reading the library so")
+    adopt_config(cfg, saved, run_keys=())
 
 
 def grown(net: UNet1D, cfg: TrainConfig, started_from: dict) -> UNet1D:
