@@ -191,21 +191,55 @@ class MelDiscriminator(nn.Module):
         return logits, self.classify(h.mean(-1)), feats
 
 
+class MelPatchDiscriminator2d(nn.Module):
+    """Spectral-norm 2-D convolutions over (mel band, frame): one set of weights slides along the
+    bands too, so it judges the local shape of the spectrum (harmonic lines, the valleys between
+    them, onsets) wherever it lies, which the 1-D discriminators, one weight per band, learn band by
+    band. Patch logits with a genre projection, an auxiliary genre head, and features flattened
+    to (B, channels x bands, frames) for feature matching."""
+
+    def __init__(self, cfg: MelGenConfig, width: int = 32):
+        super().__init__()
+        # (out channels, kernel (bands, frames), stride (bands, frames)) per layer
+        plan = ((width, (3, 5), (1, 2)), (2 * width, (3, 5), (2, 2)), (4 * width, (3, 5), (2, 2)),
+                (4 * width, (3, 3), (2, 1)))
+        layers, c = [], 1
+        for c_out, k, st in plan:
+            layers.append(spectral_norm(nn.Conv2d(c, c_out, k, stride=st, padding=(k[0] // 2, k[1] // 2))))
+            c = c_out
+        self.layers = nn.ModuleList(layers)
+        self.out = spectral_norm(nn.Conv2d(c, 1, 3, padding=1))
+        self.project = spectral_norm(nn.Embedding(cfg.n_genres, c))
+        self.classify = spectral_norm(nn.Linear(c, cfg.n_genres))
+
+    def forward(self, mel: torch.Tensor, genre: torch.Tensor):
+        feats, h = [], mel.unsqueeze(1)
+        for layer in self.layers:
+            h = F.leaky_relu(layer(h), 0.2)
+            feats.append(h.flatten(1, 2))
+        logits = self.out(h).squeeze(1) + (h * self.project(genre)[:, :, None, None]).sum(1)
+        return logits.flatten(1), self.classify(h.mean((-2, -1))), feats
+
+
 class MultiScaleMelDiscriminator(nn.Module):
     """MelDiscriminators on the mel at 1, 1/2, 1/4 ... of its frame rate (average-pooled in time):
-    the coarser ones see a longer stretch for the same depth, where rhythm and form live."""
+    the coarser ones see a longer stretch for the same depth, where rhythm and form live; with
+    `width_2d` > 0, a 2-D patch discriminator on the full-rate mel beside them."""
 
-    def __init__(self, cfg: MelGenConfig, scales: int = 1):
+    def __init__(self, cfg: MelGenConfig, scales: int = 1, width_2d: int = 0):
         super().__init__()
         self.discs = nn.ModuleList(MelDiscriminator(cfg) for _ in range(max(1, scales)))
+        self.patch2d = MelPatchDiscriminator2d(cfg, width_2d) if width_2d > 0 else None
 
     def forward(self, mel: torch.Tensor, genre: torch.Tensor) -> list[tuple]:
-        """-> one (patch logits, genre logits, features) per scale, finest first."""
-        out = []
+        """-> one (patch logits, genre logits, features) per scale, finest first, then the 2-D one."""
+        out, full = [], mel
         for i, d in enumerate(self.discs):
             if i:
                 mel = F.avg_pool1d(mel, 2)
             out.append(d(mel, genre))
+        if self.patch2d is not None:
+            out.append(self.patch2d(full, genre))
         return out
 
 

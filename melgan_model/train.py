@@ -79,6 +79,7 @@ class TrainConfig:
     g_channels: str = "256,192,128,128"
     d_channels: str = "128,256,256,384"
     d_scales: int = 1             # mel discriminators at 1, 1/2, 1/4 ... of the frame rate
+    d2d: int = 0                  # > 0: a 2-D patch discriminator over (band, frame) of this width joins them
     augment: float = 0.0          # DiffAugment: probability of each transform, real and generated alike
     # the vocoder (--voc-batch 0: not trained; the --init-from checkpoint's vocoder ships unchanged)
     voc_samples: int = 8192
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
                             d_channels=ints(cfg.d_channels))
-    G, D = MelGenerator(gcfg).to(device), MultiScaleMelDiscriminator(gcfg, cfg.d_scales).to(device)
+    G, D = MelGenerator(gcfg).to(device), MultiScaleMelDiscriminator(gcfg, cfg.d_scales, cfg.d2d).to(device)
     if init:
         G.load_state_dict(float_weights(init["generator"]))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)

@@ -303,11 +303,30 @@ def test_diff_augment_is_differentiable_and_the_same_kind_of_mel():
     assert all(silent[i].all(dim=1).any() and silent[i].all(dim=0).any() for i in range(8))
 
 
+def test_the_2d_discriminator_judges_a_spectral_shape_the_same_wherever_it_lies_in_frequency():
+    from melgan_model.model import MelGenConfig, MultiScaleMelDiscriminator
+    torch.manual_seed(0)
+    d = MultiScaleMelDiscriminator(MelGenConfig(n_mels=80), scales=2, width_2d=8).eval()
+    assert len(d(torch.zeros(1, 80, 64) - 1, torch.tensor([0]))) == 3
+    patch = d.patch2d
+    line = torch.full((1, 80, 64), -1.0)
+    low, high = line.clone(), line.clone()
+    low[0, 20, 16:48], high[0, 52, 16:48] = 1.0, 1.0          # one harmonic line, 32 bands apart
+    with torch.no_grad():
+        (_, _, f_low), (_, _, f_high) = patch(low, torch.tensor([3])), patch(high, torch.tensor([3]))
+    first_low, first_high = f_low[0].reshape(8, 80, -1), f_high[0].reshape(8, 80, -1)
+    # the first layer (stride 1 along bands) answers the line 32 bands higher with the same values
+    assert torch.allclose(first_low[:, 14:27], first_high[:, 46:59], atol=1e-5)
+    assert not torch.allclose(first_low[:, 14:27], first_high[:, 14:27], atol=1e-3)
+    logits, genre_logits, _ = patch(low, torch.tensor([3]))
+    assert logits.shape == (1, 10 * 8)            # 80 bands / 8, 64 frames / 8 and genre_logits.shape == (1, 10)
+
+
 def test_a_run_continues_a_generator_with_augmentation_and_keeps_its_vocoder(tiny_run, composed_library, tmp_path):
     out = tmp_path / "run"
     assert train.main(["--genres", str(composed_library), "--out", str(out)] + TINY +
                       ["--init-from", str(tiny_run / "melgan.pt"), "--voc-batch", "0", "--augment", "0.5",
-                       "--d-scales", "2", "--steps", "6"]) == 0
+                       "--d-scales", "2", "--d2d", "8", "--steps", "6"]) == 0
     old, new = sample.load(tiny_run / "melgan.pt"), sample.load(out / "melgan.pt")
     for k, v in old.vocoder.state_dict().items():
         assert torch.equal(v, new.vocoder.state_dict()[k])
@@ -315,7 +334,8 @@ def test_a_run_continues_a_generator_with_augmentation_and_keeps_its_vocoder(tin
     assert any(not torch.equal(v, new.generator.state_dict()[k]) for k, v in old.generator.state_dict().items())
     state = torch.load(out / "train_state.pt", weights_only=True)
     assert any(k.startswith("discs.1.") for k in state["discriminator"]) and "vocoder_discriminator" not in state
-    # it resumes: the saved config (two scales, no vocoder) comes back with the state
+    assert any(k.startswith("patch2d.") for k in state["discriminator"])
+    # it resumes: the saved config (two scales, the 2-D discriminator, no vocoder) comes back with the state
     assert train.main(["--genres", str(composed_library), "--out", str(out), "--steps", "8"]) == 0
     assert torch.load(out / "melgan.pt", weights_only=True)["step"] == 8
     card = json.loads((out / "card.json").read_text())  # the card names the run it continued
