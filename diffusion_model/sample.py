@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from melodymaker.audio import tempo_to_draw
 from melodymaker.trainkit import float_weights, read_checkpoint
 
 from .data import denormalise, normalise
@@ -31,10 +32,6 @@ FORMAT, FORMAT_VERSION = "melodymaker-ddim", 1
 """ddim.pt: trainkit's header, then config (UNetConfig), model (EMA weights in float16), audio
 (sr, hop, alpha, bin_std), genres and sampling (the defaults it was trained for)."""
 SOLVERS = ("ddim", "dpm++2m")
-
-
-WIDE_TEMPI = (60.0, 110.0, 180.0)
-"""The tempi a tempo_cond network is asked to play a genre at when its checkpoint has none for it."""
 
 
 @dataclass
@@ -63,13 +60,7 @@ class DDIM:
         the tempi it trained on, else the nearest edge of them. The post stage conforms the rest."""
         if not requested or not self.takes_tempo:
             return None
-        low, median, high = self.tempi.get(genre) or WIDE_TEMPI
-        candidates = [requested * k for k in (0.5, 1.0, 2.0)]
-        inside = [c for c in candidates if low <= c <= high]
-        if inside:
-            return float(min(inside, key=lambda c: abs(math.log(c / median))))
-        nearest = min(candidates, key=lambda c: min(abs(math.log(c / low)), abs(math.log(c / high))))
-        return float(min(max(nearest, low), high))
+        return tempo_to_draw(requested, self.tempi.get(genre))
 
     def sample(self, genre: str, seconds: float, seed: int, *, steps: int | None = None,
                eta: float | None = None, guidance: float | None = None, window: int | None = None,

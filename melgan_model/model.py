@@ -98,6 +98,40 @@ class MelNorm:
         return cls(state["lo"].float().numpy(), state["hi"].float().numpy())
 
 
+# -- the beat clock ------------------------------------------------------------------------------
+CLOCK_RATES = (0.25, 0.5, 1.0, 2.0)
+"""Cycles per beat of the clock's sine pairs: the bar of four, the half bar, the beat, the eighth."""
+
+
+def beat_clock(phase: torch.Tensor) -> torch.Tensor:
+    """Beat phase (B, T) in beats (1.0 = one beat later) -> (B, 2 * len(CLOCK_RATES), T): a sine
+    and cosine per rate. A generator given it can put its onsets on the beat; a discriminator given
+    it can tell whether they are."""
+    angle = 2 * math.pi * phase.unsqueeze(1) * torch.tensor(CLOCK_RATES, dtype=phase.dtype)[None, :, None]
+    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)
+
+
+def phase_from_beats(beats: np.ndarray, frames: int, frame_seconds: float) -> np.ndarray:
+    """Beat times (s) -> the beat phase at each of `frames` frames: beat k is phase k, linear in
+    between, and continued at the median beat period before the first and after the last beat.
+    Fewer than two beats: 120 BPM from 0."""
+    t = np.arange(frames) * frame_seconds
+    beats = np.asarray(beats, dtype=np.float64)
+    if len(beats) < 2:
+        return (t * 2.0).astype(np.float32)
+    period = float(np.median(np.diff(beats)))
+    inside = np.interp(t, beats, np.arange(len(beats), dtype=np.float64))
+    before, after = t < beats[0], t > beats[-1]
+    inside[before] = (t[before] - beats[0]) / period
+    inside[after] = len(beats) - 1 + (t[after] - beats[-1]) / period
+    return inside.astype(np.float32)
+
+
+def phase_at_tempo(bpm: float, frames: int, frame_seconds: float, start: float = 0.0) -> np.ndarray:
+    """A steady clock: `start` + bpm / 60 beats per second, at each of `frames` frames."""
+    return (start + np.arange(frames) * frame_seconds * bpm / 60.0).astype(np.float32)
+
+
 # -- the mel generator and its discriminator ------------------------------------------------------
 @dataclass
 class MelGenConfig:
@@ -109,6 +143,11 @@ class MelGenConfig:
     embed: int = 32          # genre embedding size
     channels: tuple = (256, 192, 128, 128)   # one ×2 upsampling block each
     d_channels: tuple = (128, 256, 256, 384)
+    clock: bool = False      # a beat clock (beat_clock) enters every generator block and the 1-D discriminators
+
+    @property
+    def clock_channels(self) -> int:
+        return 2 * len(CLOCK_RATES) if self.clock else 0
 
     @property
     def frames_per_step(self) -> int:
@@ -118,18 +157,24 @@ class MelGenConfig:
 class _CondBlock(nn.Module):
     """×2 nearest upsampling, two convolutions, a genre bias (FiLM shift) and a residual path."""
 
-    def __init__(self, c_in: int, c_out: int, embed: int):
+    def __init__(self, c_in: int, c_out: int, embed: int, clock: int = 0):
         super().__init__()
         self.conv1 = nn.Conv1d(c_in, c_out, 5, padding=2)
         self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=2, dilation=2)
         self.film = nn.Linear(embed, 2 * c_out)
         self.skip = nn.Conv1d(c_in, c_out, 1)
+        self.clock = nn.Conv1d(clock, c_out, 1) if clock else None
+        if self.clock is not None:  # starts silent: a generator grown from one without a clock is unchanged
+            nn.init.zeros_(self.clock.weight)
+            nn.init.zeros_(self.clock.bias)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, e: torch.Tensor, clock: torch.Tensor | None = None) -> torch.Tensor:
         h = F.interpolate(h, scale_factor=2, mode="nearest")
         scale, shift = self.film(e).unsqueeze(-1).chunk(2, dim=1)
         x = F.leaky_relu(self.conv1(F.leaky_relu(h, 0.2)), 0.2)
         x = x * (1 + scale) + shift
+        if self.clock is not None:
+            x = x + self.clock(clock)
         return self.skip(h) + self.conv2(x)
 
 
@@ -143,16 +188,24 @@ class MelGenerator(nn.Module):
         self.embed = nn.Embedding(cfg.n_genres, cfg.embed)
         self.inp = nn.Conv1d(cfg.z_local + cfg.z_global + cfg.embed, cfg.channels[0], 3, padding=1)
         chans = (cfg.channels[0],) + tuple(cfg.channels)
-        self.blocks = nn.ModuleList(_CondBlock(a, b, cfg.embed) for a, b in itertools.pairwise(chans))
+        self.blocks = nn.ModuleList(_CondBlock(a, b, cfg.embed, cfg.clock_channels)
+                                    for a, b in itertools.pairwise(chans))
         self.out = nn.Conv1d(chans[-1], cfg.n_mels, 7, padding=3)
 
-    def forward(self, genre: torch.Tensor, z: torch.Tensor, z_global: torch.Tensor) -> torch.Tensor:
+    def forward(self, genre: torch.Tensor, z: torch.Tensor, z_global: torch.Tensor,
+                clock: torch.Tensor | None = None) -> torch.Tensor:
+        """clock: beat_clock() of the output frames (B, clock_channels, z frames * frames_per_step),
+        for a generator with a clock; ignored by one without."""
         e = self.embed(genre)
         steps = z.shape[-1]
+        frames = steps * self.cfg.frames_per_step
+        if self.cfg.clock and (clock is None or clock.shape[-1] < frames):
+            raise ValueError(f"this generator draws on a beat clock: give beat_clock() of {frames} frames")
         cond = torch.cat([z_global, e], dim=1).unsqueeze(-1).expand(-1, -1, steps)
         h = self.inp(torch.cat([z, cond], dim=1))
-        for block in self.blocks:
-            h = block(h, e)
+        for i, block in enumerate(self.blocks):
+            stride = 2 ** (len(self.blocks) - 1 - i)         # this block's output frame = stride output frames
+            h = block(h, e, clock[..., :frames:stride] if self.cfg.clock else None)
         return torch.tanh(self.out(F.leaky_relu(h, 0.2)))
 
     def noise(self, batch: int, frames: int, generator: torch.Generator | None = None,
@@ -170,7 +223,7 @@ class MelDiscriminator(nn.Module):
 
     def __init__(self, cfg: MelGenConfig):
         super().__init__()
-        layers, c = [], cfg.n_mels
+        layers, c = [], cfg.n_mels + cfg.clock_channels
         for i, c_out in enumerate(cfg.d_channels):
             stride = 1 if i == 0 else 2
             layers.append(spectral_norm(nn.Conv1d(c, c_out, 5 if i == 0 else 4, stride=stride,
@@ -181,9 +234,9 @@ class MelDiscriminator(nn.Module):
         self.project = spectral_norm(nn.Embedding(cfg.n_genres, c))
         self.classify = spectral_norm(nn.Linear(c, cfg.n_genres))
 
-    def forward(self, mel: torch.Tensor, genre: torch.Tensor):
+    def forward(self, mel: torch.Tensor, genre: torch.Tensor, clock: torch.Tensor | None = None):
         """-> (patch logits (B, T'), genre logits (B, n_genres), features per layer)."""
-        feats, h = [], mel
+        feats, h = [], mel if clock is None else torch.cat([mel, clock], dim=1)
         for layer in self.layers:
             h = F.leaky_relu(layer(h), 0.2)
             feats.append(h)
@@ -231,27 +284,31 @@ class MultiScaleMelDiscriminator(nn.Module):
         self.discs = nn.ModuleList(MelDiscriminator(cfg) for _ in range(max(1, scales)))
         self.patch2d = MelPatchDiscriminator2d(cfg, width_2d) if width_2d > 0 else None
 
-    def forward(self, mel: torch.Tensor, genre: torch.Tensor) -> list[tuple]:
-        """-> one (patch logits, genre logits, features) per scale, finest first, then the 2-D one."""
+    def forward(self, mel: torch.Tensor, genre: torch.Tensor, clock: torch.Tensor | None = None) -> list[tuple]:
+        """-> one (patch logits, genre logits, features) per scale, finest first, then the 2-D one;
+        the 1-D ones see the beat clock beside the mel when there is one."""
         out, full = [], mel
         for i, d in enumerate(self.discs):
             if i:
                 mel = F.avg_pool1d(mel, 2)
-            out.append(d(mel, genre))
+                clock = None if clock is None else F.avg_pool1d(clock, 2)
+            out.append(d(mel, genre, clock))
         if self.patch2d is not None:
             out.append(self.patch2d(full, genre))
         return out
 
 
-def diff_augment(mel: torch.Tensor, p: float, rng: torch.Generator) -> torch.Tensor:
+def diff_augment(mel: torch.Tensor, p: float, rng: torch.Generator, aux: torch.Tensor | None = None):
     """DiffAugment (Zhao et al. 2020) for normalised mels (B, n_mels, T): each of four
     differentiable transforms applied to each example with probability p, to real and generated
     mels alike, so the discriminator cannot memorise a small library and the generator is not
     pushed toward the augmentations. Gain: every band shifted by up to ±0.2 (about ±2 dB of the
     typical band range); translation: up to T/8 frames, the gap filled with -1 (silence); frequency
-    cutout: up to n_mels/8 adjacent bands set to -1; time cutout: up to T/8 frames set to -1."""
+    cutout: up to n_mels/8 adjacent bands set to -1; time cutout: up to T/8 frames set to -1.
+    aux (B, C, T), e.g. the beat clock, is translated with the mel (0 in the gap) and nothing else;
+    with it, (mel, aux) comes back."""
     if p <= 0:
-        return mel
+        return mel if aux is None else (mel, aux)
     b, n_mels, t = mel.shape
     dev = mel.device
 
@@ -266,6 +323,8 @@ def diff_augment(mel: torch.Tensor, p: float, rng: torch.Generator) -> torch.Ten
     src = torch.arange(t, device=dev)[None] - shift[:, None]                     # (B, T)
     inside = ((src >= 0) & (src < t)).to(x.dtype)[:, None]
     x = torch.gather(x, 2, src.clamp(0, t - 1)[:, None].expand(b, n_mels, t)) * inside - (1 - inside)
+    if aux is not None:
+        aux = torch.gather(aux, 2, src.clamp(0, t - 1)[:, None].expand(b, aux.shape[1], t)) * inside
     for axis, size in ((1, n_mels), (2, t)):
         width = chosen() * torch.round(uniform(1, size / 8))
         start = torch.floor(uniform(0, 1) * (size - width + 1))
@@ -273,7 +332,7 @@ def diff_augment(mel: torch.Tensor, p: float, rng: torch.Generator) -> torch.Ten
         cut = ((pos >= start[:, None]) & (pos < (start + width)[:, None])).to(x.dtype)
         cut = cut[:, :, None] if axis == 1 else cut[:, None, :]
         x = x * (1 - cut) - cut
-    return x
+    return x if aux is None else (x, aux)
 
 
 # -- the vocoder ----------------------------------------------------------------------------------

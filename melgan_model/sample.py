@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from melodymaker.audio import WIDE_TEMPI, estimate_tempo, tempo_to_draw
 from melodymaker.trainkit import check_checkpoint, float_weights, read_checkpoint
 
 from .model import (
@@ -27,7 +28,10 @@ from .model import (
     MultiResolutionSTFTLoss,
     Vocoder,
     VocoderConfig,
+    beat_clock,
     from_dict,
+    phase_at_tempo,
+    phase_from_beats,
 )
 from .vocos import KIND as VOCOS
 from .vocos import Vocos, VocosConfig
@@ -61,6 +65,7 @@ class MelGAN:
         self.mel = MelConfig(**checkpoint["mel"])
         self.norm = MelNorm.from_state(checkpoint["norm"])
         self.genres = list(checkpoint["genres"])
+        self.tempi = dict(checkpoint.get("tempi") or {})   # {genre: [low, median, high] BPM} it trained on
         self.generator = MelGenerator(from_dict(MelGenConfig, checkpoint["generator_args"]))
         self.generator.load_state_dict(float_weights(checkpoint["generator"]))
         self.vocoder_kind = checkpoint.get("vocoder_kind", "melgan")
@@ -83,19 +88,49 @@ class MelGAN:
         basis = self.logmel.basis
         self._spread = (basis / basis.sum(0, keepdim=True).clamp(min=1e-8)).T  # bin <- its mel bands
 
+    # -- tempo: a generator with a beat clock draws at the tempo it is given ------------------------
+    @property
+    def takes_tempo(self) -> bool:
+        return bool(self.generator.cfg.clock)
+
+    def play_tempo(self, genre: str, requested: float | None) -> float | None:
+        """The tempo to draw `genre` at for a request of `requested` BPM (audio.tempo_to_draw within
+        the tempi it trained on); None for no request or a generator without a clock."""
+        if not requested or not self.takes_tempo:
+            return None
+        return tempo_to_draw(requested, self.tempi.get(genre))
+
+    def clock(self, genre: str, frames: int, tempo: float | None = None,
+              phase: np.ndarray | None = None) -> torch.Tensor | None:
+        """beat_clock (1, C, frames) for a generator with a clock: `phase` (beats at each frame,
+        continued at its last beat period when shorter), else a steady `tempo` from a beat at frame
+        0 (None: the genre's median tempo); None for a generator without one."""
+        if not self.takes_tempo:
+            return None
+        if phase is None:
+            bpm = tempo or (self.tempi.get(genre) or WIDE_TEMPI)[1]
+            phase = phase_at_tempo(bpm, frames, self.mel.hop / self.mel.sr)
+        elif len(phase) < frames:
+            rate = (phase[-1] - phase[0]) / max(1, len(phase) - 1) if len(phase) > 1 else 0.5
+            phase = np.concatenate([phase, phase[-1] + rate * np.arange(1, frames - len(phase) + 1)])
+        return beat_clock(torch.from_numpy(np.asarray(phase[:frames], dtype=np.float32))[None])
+
     # -- the three steps -------------------------------------------------------------------------
     def frames_for(self, n_samples: int) -> int:
         return n_samples // self.mel.hop + 1
 
     @torch.inference_mode()
-    def generate_mel(self, genre: str, frames: int, *, seed: int, truncation: float = 1.0) -> torch.Tensor:
-        """Normalised mel in [-1, 1], shape (n_mels, frames), in one pass (no windows, no seams)."""
+    def generate_mel(self, genre: str, frames: int, *, seed: int, truncation: float = 1.0,
+                     tempo: float | None = None) -> torch.Tensor:
+        """Normalised mel in [-1, 1], shape (n_mels, frames), in one pass (no windows, no seams);
+        `tempo` (BPM) sets a clocked generator's beat (None: the genre's median)."""
         if genre not in self.genres:
             raise ValueError(f"unknown genre {genre!r}; choose from {', '.join(self.genres)}")
         g = torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
         z, zg = self.generator.noise(1, frames, generator=g, truncation=truncation)
         label = torch.tensor([self.genres.index(genre)])
-        return self.generator(label, z, zg)[0, :, :frames]
+        clock = self.clock(genre, z.shape[-1] * self.generator.cfg.frames_per_step, tempo)
+        return self.generator(label, z, zg, clock)[0, :, :frames]
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor, n_samples: int | None = None) -> np.ndarray:
@@ -128,10 +163,11 @@ class MelGAN:
             spec = torch.stft(yt, m.n_fft, m.hop, window=window, center=True, pad_mode="reflect",
                               return_complex=True)
             current = torch.log(torch.clamp(self.logmel.basis @ spec.abs(), min=LOG_FLOOR))
-            error = (target - current[:, : target.shape[1]]).clamp(-ENVELOPE_LIMIT, ENVELOPE_LIMIT)
+            k = min(target.shape[1], current.shape[1])   # frames both have; the others keep their level
+            error = torch.zeros_like(current)
+            error[:, :k] = (target[:, :k] - current[:, :k]).clamp(-ENVELOPE_LIMIT, ENVELOPE_LIMIT)
             gain = torch.exp(self._spread @ error)
-            yt = torch.istft(spec[:, : gain.shape[1]] * gain, m.n_fft, m.hop, window=window,
-                             center=True, length=len(yt))
+            yt = torch.istft(spec * gain, m.n_fft, m.hop, window=window, center=True, length=len(yt))
         return yt.numpy().astype(np.float32)
 
     def griffin_lim(self, mel: torch.Tensor, n_samples: int | None = None, *, n_iter: int = 32) -> np.ndarray:
@@ -147,20 +183,21 @@ class MelGAN:
         return np.asarray(y, dtype=np.float32)
 
     def generate(self, genre: str, n_samples: int, *, seed: int, inversion: str = "vocoder",
-                 truncation: float = 1.0, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
-        """float32 mono audio of exactly n_samples at self.mel.sr."""
+                 truncation: float = 1.0, tempo: float | None = None,
+                 progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+        """float32 mono audio of exactly n_samples at self.mel.sr; `tempo` as generate_mel."""
         if inversion not in INVERSIONS:
             raise ValueError(f"unknown inversion {inversion!r}; choose from {', '.join(INVERSIONS)}")
         progress = progress or (lambda f, m="": None)
         progress(0.1, "generating the mel-spectrogram")
-        mel = self.generate_mel(genre, self.frames_for(n_samples), seed=seed, truncation=truncation)
+        mel = self.generate_mel(genre, self.frames_for(n_samples), seed=seed, truncation=truncation, tempo=tempo)
         progress(0.3, f"inverting the mel ({inversion})")
         y = invert(self, mel, n_samples, inversion)
         progress(0.9, "done")
         return y
 
     def continue_audio(self, tail: np.ndarray, genre: str, n_samples: int, *, seed: int,
-                       inversion: str = "vocoder", truncation: float = 1.0,
+                       inversion: str = "vocoder", truncation: float = 1.0, tempo: float | None = None,
                        progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
         """float32 audio of exactly n_samples at self.mel.sr that continues `tail` (raw audio at
         that rate which this mode made): its first sample is the one after the tail's last. Also
@@ -172,15 +209,16 @@ class MelGAN:
         tail's own mel stands for the fitted part (crossfaded into the drawn one over its last
         frames) and the whole is inverted at once, so the new audio flows on from the inverter's
         rendering of the tail, which is cut off. That rendering is not the tail's exact waveform:
-        the caller hands over from the tail. A tail too short for one
-        step: `generate`'s draw, the tail unused."""
+        the caller hands over from the tail. A clocked generator's beat clock follows the tail's
+        own beats (the project's beat tracker) and goes on at their period. A tail too short for one
+        step: `generate`'s draw at `tempo`, the tail unused."""
         progress = progress or (lambda f, m="": None)
         hop, per_step = self.mel.hop, self.generator.cfg.frames_per_step
         whole = len(tail) // hop                       # hops of tail on a grid ending at its last sample
         steps = min(CONTEXT_STEPS, (whole - 3) // per_step)  # fitted frames clear of both padded edges
         if steps < 1:
             return self.generate(genre, n_samples, seed=seed, inversion=inversion, truncation=truncation,
-                                 progress=progress), {"context_frames": 0}
+                                 tempo=tempo, progress=progress), {"context_frames": 0}
         known = steps * per_step
         end = torch.from_numpy(np.ascontiguousarray(tail[len(tail) - whole * hop:], dtype=np.float32))
         with torch.no_grad():
@@ -189,7 +227,11 @@ class MelGAN:
         real = mel[:, whole - 1 - known: whole - 1]
         frames = known + 2 + math.ceil(n_samples / hop) + 1  # from the first fitted frame to the end
         progress(0.1, "fitting the generator's noise to the tail's mel")
-        drawn, error = self.fit_noise(genre, real, frames, seed=seed, truncation=truncation)
+        phase = None
+        if self.takes_tempo:  # the tail's beats, frame j of `end` at j * hop
+            beats = estimate_tempo(end.numpy(), self.mel.sr)[1]
+            phase = phase_from_beats(beats, whole + frames, hop / self.mel.sr)[whole - 1 - known:]
+        drawn, error = self.fit_noise(genre, real, frames, seed=seed, truncation=truncation, phase=phase)
         blend = min(8, known)                          # frames over which the tail's mel gives way
         ramp = torch.linspace(0.0, 1.0, blend + 2)[1:-1]
         mel = drawn.clone()
@@ -202,12 +244,13 @@ class MelGAN:
         return y, {"context_frames": known, "fit_l1": round(error, 4)}
 
     def fit_noise(self, genre: str, target: torch.Tensor, frames: int, *, seed: int,
-                  truncation: float = 1.0) -> tuple[torch.Tensor, float]:
+                  truncation: float = 1.0, phase: np.ndarray | None = None) -> tuple[torch.Tensor, float]:
         """A normalised mel (n_mels, frames) whose first frames draw `target` (n_mels, k, k a whole
         number of noise steps): seeded noise, of which the steps under the target and the global
         noise are fitted by Adam (FIT_STEPS steps, L1 to the target and a small pull toward the
         noise's N(0, 1) scale, each step drawing only as far as reaches back into the target), the
-        later steps left as drawn. Returns the mel and the fit's mean L1 error."""
+        later steps left as drawn; `phase` is a clocked generator's beat phase from the first
+        frame (None: the genre's median tempo). Returns the mel and the fit's mean L1 error."""
         if genre not in self.genres:
             raise ValueError(f"unknown genre {genre!r}; choose from {', '.join(self.genres)}")
         g = torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
@@ -217,15 +260,18 @@ class MelGAN:
         fitted, rest = z[:, :, :split].clone().requires_grad_(True), z[:, :, split:]
         zg.requires_grad_(True)
         label = torch.tensor([self.genres.index(genre)])
+        per_step = self.generator.cfg.frames_per_step
+        clock = self.clock(genre, z.shape[-1] * per_step, phase=phase)
+        ahead = None if clock is None else clock[..., : (split + FIT_AHEAD) * per_step]
         opt = torch.optim.Adam([fitted, zg], lr=0.05)
         with torch.enable_grad():
             for _ in range(FIT_STEPS):
-                drawn = self.generator(label, torch.cat([fitted, rest[:, :, :FIT_AHEAD]], dim=2), zg)[0, :, :k]
+                drawn = self.generator(label, torch.cat([fitted, rest[:, :, :FIT_AHEAD]], dim=2), zg, ahead)[0, :, :k]
                 loss = (drawn - target).abs().mean() + 1e-3 * (fitted.pow(2).mean() + zg.pow(2).mean())
                 fitted.grad, zg.grad = torch.autograd.grad(loss, [fitted, zg])  # not the weights'
                 opt.step()
         with torch.no_grad():
-            drawn = self.generator(label, torch.cat([fitted, rest], dim=2), zg)[0, :, :frames]
+            drawn = self.generator(label, torch.cat([fitted, rest], dim=2), zg, clock)[0, :, :frames]
         return drawn, float((drawn[:, :k] - target).abs().mean())
 
 

@@ -30,6 +30,8 @@ from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
     LogMel,
+    beat_clock,
+    phase_from_beats,
     MelConfig,
     MelGenConfig,
     MelGenerator,
@@ -46,7 +48,7 @@ from .model import (
 )
 from .sample import FORMAT, FORMAT_VERSION, compare_inversions, load
 
-STATE, CHECKPOINT, LOSSES, CARD = "train_state.pt", "melgan.pt", "losses.csv", "card.json"
+STATE, CHECKPOINT, LOSSES, CARD, BEATS = "train_state.pt", "melgan.pt", "losses.csv", "card.json", "beats.pt"
 COLUMNS = ["step", "wall_min", "d_hinge", "d_ac", "g_adv", "g_fm", "g_ac", "v_stft", "v_adv", "v_fm", "vd"]
 RUN_KEYS = ("genres", "out", "steps", "max_minutes", "threads", "device", "log_every", "save_every",
             "compare_clips", "gan_every", "gan_per_step", "lr_v", "voc_adv_start")
@@ -80,6 +82,7 @@ class TrainConfig:
     d_channels: str = "128,256,256,384"
     d_scales: int = 1             # mel discriminators at 1, 1/2, 1/4 ... of the frame rate
     d2d: int = 0                  # > 0: a 2-D patch discriminator over (band, frame) of this width joins them
+    clock: bool = False           # a beat clock from each clip's beats into the generator and the 1-D discriminators
     augment: float = 0.0          # DiffAugment: probability of each transform, real and generated alike
     # the vocoder (--voc-batch 0: not trained; the --init-from checkpoint's vocoder ships unchanged)
     voc_samples: int = 8192
@@ -114,11 +117,48 @@ def load_library(cfg: TrainConfig, mel: MelConfig):
     return train, held, facts
 
 
-class Batches:
-    """Random training windows, genre-balanced, drawn from one seeded torch.Generator."""
+def clip_beats(train: list, mel: MelConfig, cache: Path) -> list[np.ndarray]:
+    """The beat phase at every mel frame of each training clip (phase_from_beats of the project's
+    beat tracker, audio.estimate_tempo), kept in `cache` by a fingerprint of each clip so a resumed
+    run does not track them again."""
+    import hashlib
+    import sys
+    from melodymaker.audio import estimate_tempo
+    known = torch.load(cache, weights_only=False) if cache.is_file() else {}
+    out, fresh = [], 0
+    for _, y, lm in train:
+        key = hashlib.sha1(y.tobytes()).hexdigest()
+        if key not in known:
+            known[key] = np.asarray(estimate_tempo(y, mel.sr)[1], dtype=np.float32)
+            fresh += 1
+        out.append(phase_from_beats(known[key], lm.shape[1], mel.hop / mel.sr))
+    if fresh:
+        atomic_save(cache, known)
+        print(f"beats: tracked {fresh} clips, {len(train) - fresh} from {cache.name}", file=sys.stderr)
+    return out
 
-    def __init__(self, clips, norm: MelNorm, hop: int, rng: torch.Generator):
+
+def genre_tempi(train: list, phases: list[np.ndarray], mel: MelConfig) -> dict:
+    """{genre: [low, median, high]} BPM of the clips trained on (5th, 50th, 95th percentiles of
+    each clip's mean beat rate): the tempi the generator knows for each genre."""
+    from melodymaker.options import GENRES
+    seconds = lambda ph: (len(ph) - 1) * mel.hop / mel.sr
+    per = {}
+    for (g, _, _), ph in zip(train, phases):
+        if len(ph) > 1:
+            per.setdefault(GENRES[g], []).append(60.0 * (ph[-1] - ph[0]) / seconds(ph))
+    return {g: [round(float(q), 2) for q in np.percentile(t, [5, 50, 95])] for g, t in per.items()}
+
+
+class Batches:
+    """Random training windows, genre-balanced, drawn from one seeded torch.Generator; with
+    `phases`, each mel window comes with the beat phase of its frames."""
+
+    def __init__(self, clips, norm: MelNorm, hop: int, rng: torch.Generator, phases: list | None = None,
+                 frames_per_step: int = 1):
         self.clips, self.hop, self.rng = clips, hop, rng
+        self.phases = None if phases is None else [torch.from_numpy(p) for p in phases]
+        self.frames_per_step = frames_per_step
         self.mels = [torch.from_numpy(norm.normalise(lm)) for _, _, lm in clips]
         self.audio = [torch.from_numpy(y) for _, y, _ in clips]
         self.by_genre: dict[int, list[int]] = {}
@@ -131,9 +171,11 @@ class Batches:
         return [self.by_genre[self.genre_ids[g]][int(torch.randint(len(self.by_genre[self.genre_ids[g]]), (1,),
                                                                      generator=self.rng))] for g in gs]
 
-    def mel_windows(self, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(normalised mels (n, n_mels, frames), genre ids (n,))."""
-        out, genres = [], []
+    def mel_windows(self, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(normalised mels (n, n_mels, frames), genre ids (n,), beat phases (n, frames rounded up
+        to whole generator steps; continued at the window's own beat period) or None)."""
+        out, genres, phases = [], [], []
+        span = -(-frames // self.frames_per_step) * self.frames_per_step
         for i in self._pick(n):
             m = self.mels[i]
             start = int(torch.randint(max(1, m.shape[1] - frames + 1), (1,), generator=self.rng))
@@ -142,7 +184,11 @@ class Batches:
                 w = F.pad(w, (0, frames - w.shape[1]), value=-1.0)
             out.append(w)
             genres.append(self.clips[i][0])
-        return torch.stack(out), torch.tensor(genres)
+            if self.phases is not None:
+                ph = self.phases[i][start: start + span]
+                rate = (ph[-1] - ph[0]) / max(1, len(ph) - 1)
+                phases.append(torch.cat([ph, ph[-1] + rate * torch.arange(1, span - len(ph) + 1)]) - ph[0])
+        return torch.stack(out), torch.tensor(genres), torch.stack(phases) if phases else None
 
     def audio_windows(self, n: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(normalised mels (n, n_mels, samples // hop), audio (n, samples)), aligned frame to hop."""
@@ -173,6 +219,7 @@ def inference_checkpoint(s: dict) -> dict:
     """The part of the training state that sampling needs; a few MB."""
     return {**checkpoint_header(FORMAT, FORMAT_VERSION, s["step"]), "version": f"step{s['step']}",
             "mel": s["mel"], "norm": s["norm"], "genres": s["genres"], "generator_args": s["generator_args"],
+            "tempi": s.get("tempi", {}),
             "generator": s["generator_ema"], "vocoder_kind": s.get("vocoder_kind", "melgan"),
             "vocoder_args": s["vocoder_args"], "vocoder": s["vocoder"], "info": s["info"]}
 
@@ -182,21 +229,29 @@ def gan_step(G: MelGenerator, D: MultiScaleMelDiscriminator, opt_g, opt_d, batch
              rng: torch.Generator, device) -> dict:
     """The mel GAN: hinge loss, projection + auxiliary genre head, feature matching, each the
     mean over the discriminator's time scales; DiffAugment on every mel the discriminator sees."""
-    real, genre = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
+    real, genre, phase = batches.mel_windows(cfg.gan_batch, cfg.gan_frames)
     real, genre = real.to(device), genre.to(device)
     z, zg = distributed.unwrap(G).noise(len(genre), cfg.gan_frames, generator=rng)
-    fake = G(genre, z.to(device), zg.to(device))[:, :, : cfg.gan_frames]
-    aug = lambda m: diff_augment(m, cfg.augment, rng)
+    clock = None if phase is None else beat_clock(phase).to(device)   # real and fake share their clocks
+    fake = G(genre, z.to(device), zg.to(device), clock)[:, :, : cfg.gan_frames]
+    clock = None if clock is None else clock[..., : cfg.gan_frames]
+
+    def judged(mel):
+        if clock is None:
+            return D(diff_augment(mel, cfg.augment, rng), genre)
+        mel, moved = diff_augment(mel, cfg.augment, rng, aux=clock)
+        return D(mel, genre, moved)
+
     mean = lambda xs: sum(xs) / len(xs)
-    real_out, fake_out = D(aug(real), genre), D(aug(fake.detach()), genre)
+    real_out, fake_out = judged(real), judged(fake.detach())
     d_hinge = mean([F.relu(1 - r[0]).mean() + F.relu(1 + f[0]).mean() for r, f in zip(real_out, fake_out)])
     d_ac = mean([F.cross_entropy(r[1], genre) for r in real_out])
     opt_d.zero_grad(set_to_none=True)
     (d_hinge + cfg.ac_weight * d_ac).backward()
     opt_d.step()
-    fake_out = D(aug(fake), genre)
+    fake_out = judged(fake)
     with torch.no_grad():
-        real_out = D(aug(real), genre)
+        real_out = judged(real)
     g_adv = mean([-f[0].mean() for f in fake_out])
     g_fm = mean([feature_matching(r[2], f[2]) for r, f in zip(real_out, fake_out)])
     g_ac = mean([F.cross_entropy(f[1], genre) for f in fake_out])
@@ -257,14 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         np.concatenate([lm[:, ::4] for _, _, lm in train], axis=1))
     if source:
         gcfg = from_dict(MelGenConfig, source["generator_args"])
-        if init:  # the discriminator is new: its shape is this run's
-            gcfg = replace(gcfg, d_channels=ints(cfg.d_channels))
+        if init:  # the discriminator is new: its shape is this run's; --clock grows the generator one
+            gcfg = replace(gcfg, d_channels=ints(cfg.d_channels), clock=gcfg.clock or cfg.clock)
     else:
         gcfg = MelGenConfig(n_mels=mel.n_mels, n_genres=len(GENRES), channels=ints(cfg.g_channels),
-                            d_channels=ints(cfg.d_channels))
+                            d_channels=ints(cfg.d_channels), clock=cfg.clock)
     G, D = MelGenerator(gcfg).to(device), MultiScaleMelDiscriminator(gcfg, cfg.d_scales, cfg.d2d).to(device)
     if init:
-        G.load_state_dict(float_weights(init["generator"]))
+        missing, unexpected = G.load_state_dict(float_weights(init["generator"]), strict=False)
+        if unexpected or any(".clock." not in k for k in missing):
+            raise SystemExit(f"--init-from {cfg.init_from}: its generator is not this one's shape "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    phases = clip_beats(train, mel, out / BEATS) if gcfg.clock else None
+    tempi = genre_tempi(train, phases, mel) if phases else (source or {}).get("tempi", {})
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(0.5, 0.9))
@@ -309,13 +369,15 @@ def main(argv: list[str] | None = None) -> int:
             return
         state = training_state(
             parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, mel=mel.asdict(),
-            norm=norm.state(), genres=list(GENRES), generator_args=config_dict(gcfg),
+            norm=norm.state(), genres=list(GENRES), generator_args=config_dict(gcfg), tempi=tempi,
             **(carried or {"vocoder_args": config_dict(vcfg)}),
             info={**info, "step": clock.step, "wall_seconds": round(clock.wall, 1), "final_losses": last})
         atomic_save(out / STATE, state)
         atomic_save(out / CHECKPOINT, inference_checkpoint(state))
 
-    batches = Batches(distributed.shard(train, rank), norm, mel.hop, rng)
+    mine = distributed.shard(list(range(len(train))), rank)
+    batches = Batches([train[i] for i in mine], norm, mel.hop, rng, phases and [phases[i] for i in mine],
+                      gcfg.frames_per_step)
     stft = MultiResolutionSTFTLoss().to(device)
     log = LossLog(out / LOSSES, COLUMNS, append=bool(resume), tensorboard=out / "tensorboard",
                   scalars=COLUMNS[2:]) if rank.main else distributed.NoLog()

@@ -6,6 +6,7 @@ functions that also take stereo, shape (n, 2) (soundfile's layout, as Track.audi
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -92,6 +93,24 @@ def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
         if slope > 0 and abs(60.0 / slope - tempo) < 0.08 * tempo:
             tempo = 60.0 / slope
     return tempo, beats
+
+
+WIDE_TEMPI = (60.0, 110.0, 180.0)
+"""[low, median, high] BPM a tempo-steered network plays a genre at when its checkpoint has none for it."""
+
+
+def tempo_to_draw(requested: float, tempi=WIDE_TEMPI) -> float:
+    """The tempo a network that learned a genre at `tempi` ([low, median, high] BPM) is asked to
+    draw for a request of `requested` BPM: the octave of it (x1/2, x1, x2; the post stage's
+    conform folds octaves the same way) nearest the median among those inside [low, high], else
+    the nearest edge. The post stage conforms the rest."""
+    low, median, high = tempi or WIDE_TEMPI
+    candidates = [requested * k for k in (0.5, 1.0, 2.0)]
+    inside = [c for c in candidates if low <= c <= high]
+    if inside:
+        return float(min(inside, key=lambda c: abs(math.log(c / median))))
+    nearest = min(candidates, key=lambda c: min(abs(math.log(c / low)), abs(math.log(c / high))))
+    return float(min(max(nearest, low), high))
 
 
 def warm_up() -> None:

@@ -342,3 +342,84 @@ def test_a_run_continues_a_generator_with_augmentation_and_keeps_its_vocoder(tin
     assert card["init_from"]["step"] == 12 and "melgan_model.train" in card["init_from"]["command"]
     with pytest.raises(SystemExit, match="init-from"):
         train.main(["--genres", str(composed_library), "--out", str(tmp_path / "x")] + TINY + ["--voc-batch", "0"])
+
+
+# -- the beat clock: a generator that draws at the tempo it is given ---------------------------------
+def test_the_beat_phase_counts_beats_between_and_beyond_the_tracked_ones():
+    from melgan_model.model import beat_clock, phase_at_tempo, phase_from_beats
+    frame = 0.1
+    phase = phase_from_beats(np.array([1.0, 1.5, 2.0, 2.5]), 40, frame)   # 120 BPM from 1 s
+    assert phase[10] == pytest.approx(0.0) and phase[15] == pytest.approx(1.0) and phase[25] == pytest.approx(3.0)
+    assert phase[12] == pytest.approx(0.4, abs=1e-5)                       # between two beats
+    assert phase[0] == pytest.approx(-2.0) and phase[35] == pytest.approx(5.0)  # continued at 0.5 s a beat
+    assert np.allclose(phase_at_tempo(120.0, 40, frame), np.arange(40) * 0.2)
+    clock = beat_clock(torch.from_numpy(phase)[None])
+    # one beat later, the beat, half-beat ... pairs are where they were; the bar of four is not
+    assert torch.allclose(clock[0, [2, 3, 6, 7], 15], clock[0, [2, 3, 6, 7], 10], atol=1e-5)
+    assert not torch.allclose(clock[0, [0, 4], 15], clock[0, [0, 4], 10], atol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def clocked_run(tiny_run, composed_library, tmp_path_factory):
+    """The tiny MEL-GAN grown a beat clock (--init-from --clock) and trained 4 steps more."""
+    out = tmp_path_factory.mktemp("melgan_clock")
+    torch_threads = torch.get_num_threads()
+    assert train.main(["--genres", str(composed_library), "--out", str(out)] + TINY +
+                      ["--init-from", str(tiny_run / "melgan.pt"), "--voc-batch", "0", "--clock", "--steps", "4"]) == 0
+    torch.set_num_threads(torch_threads)
+    return out
+
+
+def test_a_generator_grown_a_clock_starts_as_the_one_it_grew_from(tiny_run):
+    from melgan_model.model import MelGenConfig, MelGenerator, beat_clock
+    old = sample.load(tiny_run / "melgan.pt").generator
+    grown = MelGenerator(MelGenConfig(**{**old.cfg.__dict__, "clock": True})).eval()
+    missing, unexpected = grown.load_state_dict(old.state_dict(), strict=False)
+    assert not unexpected and missing and all(".clock." in k for k in missing)
+    z, zg = old.noise(1, 64, generator=torch.Generator().manual_seed(1))
+    label = torch.tensor([2])
+    clock = beat_clock(torch.arange(64.0)[None] / 20)
+    with torch.no_grad():
+        assert torch.equal(grown(label, z, zg, clock), old(label, z, zg))
+    with pytest.raises(ValueError, match="beat clock"):
+        grown(label, z, zg)
+
+
+def test_a_clocked_run_keeps_each_genres_tempi_and_draws_at_the_tempo_asked(clocked_run, composed_library):
+    from melodymaker.options import GENRES
+    model = sample.load(clocked_run / "melgan.pt")
+    trained = {GENRES[g] for g, _, _ in train.load_library(train.TrainConfig(genres=str(composed_library), holdout=1),
+                                                           model.mel)[0]}
+    assert model.takes_tempo and set(model.tempi) == trained
+    for genre, (low, median, high) in model.tempi.items():
+        assert 40 < low <= median <= high < 250, (genre, model.tempi[genre])
+        played = model.play_tempo(genre, 2 * median)           # an octave up folds back to the median
+        assert played == pytest.approx(median)
+    genre = sorted(trained)[0]
+    assert model.play_tempo(genre, None) is None
+    n = 22050
+    a = model.generate(genre, n, seed=5, tempo=90.0)
+    assert len(a) == n and np.array_equal(a, model.generate(genre, n, seed=5, tempo=90.0))
+    assert not np.array_equal(a, model.generate(genre, n, seed=5, tempo=140.0))
+    # it resumes with its clock and its beats come from the cache, not tracked again
+    assert train.main(["--genres", str(composed_library), "--out", str(clocked_run), "--steps", "6"]) == 0
+    assert sample.load(clocked_run / "melgan.pt").takes_tempo
+
+
+def test_the_engine_draws_a_clocked_generator_at_the_tempo_asked_and_continues_it(clocked_run, settings, tmp_path):
+    from melodymaker.engines import melgan
+    from melodymaker.engines.base import Parent
+    from melodymaker.request import GenerationRequest
+    (tmp_path / "models" / "melgan").mkdir(parents=True)
+    shutil.copy(clocked_run / "melgan.pt", tmp_path / "models" / "melgan" / "melgan.pt")
+    settings.models_dir = tmp_path / "models"
+    engine = melgan.load(settings)
+    genre, (_, median, _) = sorted(engine.model.tempi.items())[0]
+    asked = GenerationRequest.parse({"genre": genre, "mode": "melgan", "length": 2, "seed": 4,
+                                     "tempo": round(median * 2, 1)})
+    track = engine.generate(asked)
+    assert track.meta["drawn_at_tempo"] == pytest.approx(median, rel=0.01)
+    assert len(track.audio) == 2 * 22050
+    parent = Parent(asked, track.meta, at=2.0, seconds=1.0, tail=track.audio)
+    more = engine.continue_from(parent)
+    assert len(more.audio) >= 22050 and np.all(np.isfinite(more.audio)) and more.meta["context_frames"] > 0

@@ -25,7 +25,9 @@ CHECKPOINT = "melgan.pt"
 
 
 class MelGANEngine(Engine):
-    """Honours genre, seed and exact length; tempo is left to the shared post stage."""
+    """Honours genre, seed and exact length. A generator with a beat clock draws the track at
+    (the octave of) the tempo asked for inside the tempi the genre trained on (MelGAN.play_tempo),
+    and the shared post stage conforms what is left; without one the post stage does it all."""
     name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
     continues_tail = True
 
@@ -35,9 +37,13 @@ class MelGANEngine(Engine):
     def generate(self, request, progress: Progress = no_progress) -> Track:
         started = time.perf_counter()
         n = round(request.length * SAMPLE_RATE)
-        y = self.model.generate(request.genre, n, seed=request.seed, inversion=self.inversion,
+        tempo = self.native_tempo(request)
+        y = self.model.generate(request.genre, n, seed=request.seed, inversion=self.inversion, tempo=tempo,
                                 progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
-        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started))
+        return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=self._meta(request.seed, started, tempo))
+
+    def native_tempo(self, request) -> float | None:
+        return self.model.play_tempo(request.genre, request.tempo)
 
     def continue_from(self, parent: Parent, progress: Progress = no_progress) -> Track:
         """The generator's noise fitted to the tail's mel, new noise after it, the tail's mel and
@@ -48,8 +54,9 @@ class MelGANEngine(Engine):
         started = time.perf_counter()
         seed = continuation_seed(parent.request.seed, parent.at)
         n = math.ceil(parent.seconds * SAMPLE_RATE)
+        tempo = self.native_tempo(parent.request)  # for a tail too short to follow
         y, info = self.model.continue_audio(parent.tail, parent.request.genre, n, seed=seed,
-                                            inversion=self.inversion,
+                                            inversion=self.inversion, tempo=tempo,
                                             progress=lambda f, m="": progress(0.05 + 0.85 * f, m))
         known = info["context_frames"]
         how = "a fresh MEL-GAN draw (the tail is too short to continue)"
@@ -58,13 +65,14 @@ class MelGANEngine(Engine):
             how = (f"MEL-GAN: noise fitted to the tail's last {known} mel frames "
                    f"({known * self.model.mel.hop / SAMPLE_RATE:.2f} s), new noise after; "
                    f"handed over in {HANDOVER * 1000:.0f} ms")
-        meta = {**self._meta(parent.request.seed, started), "continuation_seed": seed, **info,
+        meta = {**self._meta(parent.request.seed, started, tempo), "continuation_seed": seed, **info,
                 "starts_at": parent.at, "continued_by": how}
         return Track(audio=y, sr=SAMPLE_RATE, midi=None, meta=meta)
 
-    def _meta(self, seed: int, started: float) -> dict:
+    def _meta(self, seed: int, started: float, tempo: float | None = None) -> dict:
         return {"engine": self.name, "seed": seed, "inversion": self.inversion,
                 "checkpoint": self.checkpoint.name, **self.model.checkpoint_info,
+                **({"drawn_at_tempo": round(tempo, 2)} if tempo else {}),
                 "seconds": round(time.perf_counter() - started, 3)}
 
 
