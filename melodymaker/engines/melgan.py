@@ -25,9 +25,10 @@ CHECKPOINT = "melgan.pt"
 
 
 class MelGANEngine(Engine):
-    """Honours genre, seed and exact length. A generator with a beat clock draws the track at
-    (the octave of) the tempo asked for inside the tempi the genre trained on (MelGAN.play_tempo),
-    and the shared post stage conforms what is left; without one the post stage does it all."""
+    """Honours genre, seed and exact length. A generator with a beat clock is given a clock at
+    (the octave of) the tempo asked for inside the tempi the genre trained on (MelGAN.play_tempo);
+    its beat follows that clock only loosely (models/melgan/card.json, clock_following), so the
+    shared post stage conforms the tempo, as it does for a generator without one."""
     name, label, description, capabilities = NAME, LABEL, DESCRIPTION, CAPABILITIES
     continues_tail = True
 
