@@ -102,17 +102,14 @@ class MelGAN:
 
     def clock(self, genre: str, frames: int, tempo: float | None = None,
               phase: np.ndarray | None = None) -> torch.Tensor | None:
-        """beat_clock (1, C, frames) for a generator with a clock: `phase` (beats at each frame,
-        continued at its last beat period when shorter), else a steady `tempo` from a beat at frame
-        0 (None: the genre's median tempo); None for a generator without one."""
+        """beat_clock (1, C, frames) for a generator with a clock: `phase` (beats at each of at
+        least `frames` frames), else a steady `tempo` from a beat at frame 0 (None: the genre's
+        median tempo); None for a generator without one."""
         if not self.takes_tempo:
             return None
         if phase is None:
             bpm = tempo or (self.tempi.get(genre) or WIDE_TEMPI)[1]
             phase = phase_at_tempo(bpm, frames, self.mel.hop / self.mel.sr)
-        elif len(phase) < frames:
-            rate = (phase[-1] - phase[0]) / max(1, len(phase) - 1) if len(phase) > 1 else 0.5
-            phase = np.concatenate([phase, phase[-1] + rate * np.arange(1, frames - len(phase) + 1)])
         return beat_clock(torch.from_numpy(np.asarray(phase[:frames], dtype=np.float32))[None])
 
     # -- the three steps -------------------------------------------------------------------------
@@ -230,7 +227,7 @@ class MelGAN:
         phase = None
         if self.takes_tempo:  # the tail's beats, frame j of `end` at j * hop
             beats = estimate_tempo(end.numpy(), self.mel.sr)[1]
-            phase = phase_from_beats(beats, whole + frames, hop / self.mel.sr)[whole - 1 - known:]
+            phase = phase_from_beats(beats, whole + frames + per_step, hop / self.mel.sr)[whole - 1 - known:]
         drawn, error = self.fit_noise(genre, real, frames, seed=seed, truncation=truncation, phase=phase)
         blend = min(8, known)                          # frames over which the tail's mel gives way
         ramp = torch.linspace(0.0, 1.0, blend + 2)[1:-1]

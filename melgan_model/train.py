@@ -30,8 +30,6 @@ from melodymaker.trainkit import feature_matching as paired_feature_matching
 
 from .model import (
     LogMel,
-    beat_clock,
-    phase_from_beats,
     MelConfig,
     MelGenConfig,
     MelGenerator,
@@ -41,10 +39,12 @@ from .model import (
     MultiScaleMelDiscriminator,
     Vocoder,
     VocoderConfig,
+    beat_clock,
     config_dict,
     count_params,
     diff_augment,
     from_dict,
+    phase_from_beats,
 )
 from .sample import FORMAT, FORMAT_VERSION, compare_inversions, load
 
@@ -117,10 +117,11 @@ def load_library(cfg: TrainConfig, mel: MelConfig):
     return train, held, facts
 
 
-def clip_beats(train: list, mel: MelConfig, cache: Path) -> list[np.ndarray]:
-    """The beat phase at every mel frame of each training clip (phase_from_beats of the project's
-    beat tracker, audio.estimate_tempo), kept in `cache` by a fingerprint of each clip so a resumed
-    run does not track them again."""
+def clip_beats(train: list, mel: MelConfig, cache: Path, margin: int) -> list[np.ndarray]:
+    """The beat phase at every mel frame of each training clip and `margin` frames past its end
+    (phase_from_beats of the project's beat tracker, audio.estimate_tempo, continued at the clip's
+    beat period), kept in `cache` by a fingerprint of each clip so a resumed run does not track
+    them again."""
     import hashlib
     import sys
     from melodymaker.audio import estimate_tempo
@@ -131,7 +132,7 @@ def clip_beats(train: list, mel: MelConfig, cache: Path) -> list[np.ndarray]:
         if key not in known:
             known[key] = np.asarray(estimate_tempo(y, mel.sr)[1], dtype=np.float32)
             fresh += 1
-        out.append(phase_from_beats(known[key], lm.shape[1], mel.hop / mel.sr))
+        out.append(phase_from_beats(known[key], lm.shape[1] + margin, mel.hop / mel.sr))
     if fresh:
         atomic_save(cache, known)
         print(f"beats: tracked {fresh} clips, {len(train) - fresh} from {cache.name}", file=sys.stderr)
@@ -144,7 +145,8 @@ def genre_tempi(train: list, phases: list[np.ndarray], mel: MelConfig) -> dict:
     from melodymaker.options import GENRES
     seconds = lambda ph: (len(ph) - 1) * mel.hop / mel.sr
     per = {}
-    for (g, _, _), ph in zip(train, phases):
+    for (g, _, lm), ph in zip(train, phases):
+        ph = ph[: lm.shape[1]]                     # the clip's own frames, not the margin past its end
         if len(ph) > 1:
             per.setdefault(GENRES[g], []).append(60.0 * (ph[-1] - ph[0]) / seconds(ph))
     return {g: [round(float(q), 2) for q in np.percentile(t, [5, 50, 95])] for g, t in per.items()}
@@ -173,7 +175,8 @@ class Batches:
 
     def mel_windows(self, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(normalised mels (n, n_mels, frames), genre ids (n,), beat phases (n, frames rounded up
-        to whole generator steps; continued at the window's own beat period) or None)."""
+        to whole generator steps) or None). A phase is the clip's own, so whole beats fall where
+        the clip's beats are."""
         out, genres, phases = [], [], []
         span = -(-frames // self.frames_per_step) * self.frames_per_step
         for i in self._pick(n):
@@ -185,9 +188,7 @@ class Batches:
             out.append(w)
             genres.append(self.clips[i][0])
             if self.phases is not None:
-                ph = self.phases[i][start: start + span]
-                rate = (ph[-1] - ph[0]) / max(1, len(ph) - 1)
-                phases.append(torch.cat([ph, ph[-1] + rate * torch.arange(1, span - len(ph) + 1)]) - ph[0])
+                phases.append(self.phases[i][start: start + span])
         return torch.stack(out), torch.tensor(genres), torch.stack(phases) if phases else None
 
     def audio_windows(self, n: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         if unexpected or any(".clock." not in k for k in missing):
             raise SystemExit(f"--init-from {cfg.init_from}: its generator is not this one's shape "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    phases = clip_beats(train, mel, out / BEATS) if gcfg.clock else None
+    phases = clip_beats(train, mel, out / BEATS, cfg.gan_frames + gcfg.frames_per_step) if gcfg.clock else None
     tempi = genre_tempi(train, phases, mel) if phases else (source or {}).get("tempi", {})
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(0.5, 0.9))

@@ -423,3 +423,23 @@ def test_the_engine_draws_a_clocked_generator_at_the_tempo_asked_and_continues_i
     parent = Parent(asked, track.meta, at=2.0, seconds=1.0, tail=track.audio)
     more = engine.continue_from(parent)
     assert len(more.audio) >= 22050 and np.all(np.isfinite(more.audio)) and more.meta["context_frames"] > 0
+
+
+def test_training_windows_keep_the_clips_own_beat_phase():
+    """A window's clock must say where the clip's beats are: whole beats fall on the frames the
+    tracker found, wherever the window starts (a window's phase set to 0 at its first frame
+    would put the clock half a beat off the music as often as not)."""
+    from melgan_model.model import phase_from_beats
+    frame = 256 / 22050
+    beats = (5 + 20 * np.arange(10)) * frame                      # a beat every 20 frames from frame 5
+    lm = np.zeros((80, 200), dtype=np.float32)
+    norm = MelNorm(np.full(80, -1.0, np.float32), np.ones(80, np.float32))
+    phases = [phase_from_beats(beats, 200 + 64 + 16, frame)]
+    batches = train.Batches([(0, np.zeros(200 * 256, np.float32), lm)], norm, 256,
+                            torch.Generator().manual_seed(0), phases, frames_per_step=16)
+    _, _, phase = batches.mel_windows(8, 60)
+    assert phase.shape == (8, 64)                                 # whole generator steps
+    starts = 20 * phase[:, 0] + 5                                 # the clip frame each window starts at
+    assert torch.allclose(starts, starts.round(), atol=1e-3) and len(set(starts.round().tolist())) > 1
+    expected = (starts[:, None] + torch.arange(64)[None] - 5) / 20
+    assert torch.allclose(phase, expected, atol=1e-4)
