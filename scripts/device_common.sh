@@ -28,7 +28,7 @@ install_wheels() {
 check_packages() {
     "$PY" -c "import sys, torch, numpy, scipy, soundfile, librosa, soxr, pretty_midi, tinysoundfont
 print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(),
-      'numpy', numpy.__version__, 'librosa', librosa.__version__)" 2>&1 | tee "$OUT/env.txt" \
+      'numpy', numpy.__version__, 'librosa', librosa.__version__)" 2>&1 | tee -a "$OUT/train.log" \
         || { say "a package is missing"; return 1; }
 }
 

@@ -53,7 +53,7 @@ rm -rf "$RUN"
 timeout -k 5 $(( $(left) - 8 )) "$PY" -m diffusion_model.train --genres "$LIB" --out "$RUN" \
     --init-from "$INIT" $GROW --tempo-cond --stretch 0.25 --device "$DEVICE" --threads "$THREADS" --workers "$WORKERS" \
     --batch-size "$BATCH" --lr "$LR" --frames "$FRAMES" --seed 3 --steps 100000000 \
-    --max-minutes "$MAX_MINUTES" --log-every 100 --save-every 1000 --no-progress 2>&1 | tee "$OUT/train.log"
+    --max-minutes "$MAX_MINUTES" --log-every 100 --save-every 1000 --no-progress 2>&1 | tee -a "$OUT/train.log"
 status=${PIPESTATUS[0]}
 say "trainer exit status $status"
 

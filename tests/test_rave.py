@@ -135,9 +135,17 @@ def test_checkpoint_round_trips_and_training_resumes(tiny_run, composed_library,
     report = {"command": "python -m melodymaker evaluate --modes rave", "machine": {"cpus": 2, "platform": "x"},
               "summary": [{"mode": "rave", "genre_top1_accuracy": 0.5}], "markdown": "| mode |\n|---|\n| rave |"}
     (tmp_path / "eval.json").write_text(json.dumps(report))
-    assert train.main(args + ["--card-only", "--evaluate-json", str(tmp_path / "eval.json")]) == 0
+    helped = {"what": "each change on the ceiling", "rows": [
+        {"change": "chroma term", "steps": 14, "mrstft": 1.3, "fit_cnn": 0.9, "fit_features": 0.6, "lower": 0.6,
+         "verdict": "helped"}]}
+    (tmp_path / "helped.json").write_text(json.dumps(helped))
+    assert train.main(args + ["--card-only", "--evaluate-json", str(tmp_path / "eval.json"),
+                              "--what-helped-json", str(tmp_path / "helped.json")]) == 0
     assert json.loads((run / "card.json").read_text())["evaluate"]["summary"]["genre_top1_accuracy"] == 0.5
-    assert "## Benchmark" in (run / "README.md").read_text()
+    assert json.loads((run / "card.json").read_text())["what_helped"] == helped
+    readme = (run / "README.md").read_text()
+    assert "## Benchmark" in readme and "## What helped" in readme
+    assert "| chroma term | 14 | 1.3 | 0.9 | 0.6 | 0.6 | helped |" in readme
     with pytest.raises(ValueError, match="not a RAVE checkpoint"):
         model_from_checkpoint({"format": "melodymaker-melgan/1"})
     with pytest.raises(SystemExit, match="--loss must be"):
@@ -171,6 +179,30 @@ def test_a_checkpoint_trained_elsewhere_continues_and_gets_its_card(tiny_run, co
     bank = latents.load_bank(bare / "rave.latents.pt")
     assert set(bank["genres"]) == {g for g, n in card["library"]["counts"].items() if n}
     assert json.loads((bare / "card.json").read_text())["steps"] == 16
+
+
+def test_weights_past_their_spectral_phase_train_adversarially_at_once_and_keep_snapshots(tiny_run, composed_library,
+                                                                                        tmp_path):
+    """RAVE's second phase for weights that came back from a GPU (scripts/device_rave.sh
+    RAVE_PHASE=adversarial): with --adv-plateau 0 and the step past --adv-start, every step is
+    adversarial, STFT discriminators stand beside the waveform ones, and --keep-every leaves
+    rave-step<N>.pt snapshots to choose from."""
+    run = tmp_path / "run"
+    args = ["--genres", str(composed_library), "--out", str(run)] + TINY
+    args[args.index("--steps") + 1] = "16"
+    args[args.index("--save-every") + 1] = "2"
+    assert train.main(args + ["--init-from", str(tiny_run / "rave.pt"), "--adv-start", "0", "--d-stft", "256,128",
+                              "--keep-every", "2"]) == 0
+    with open(run / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["step"]), r["phase"]) for r in rows] == [(16, "adversarial")] and float(rows[0]["d_hinge"]) > 0
+    card = json.loads((run / "card.json").read_text())
+    assert card["adversarial_from_step"] == 12 and card["config"]["d_stft"] == "256,128"
+    assert sorted(p.name for p in run.glob("rave-step*.pt")) == ["rave-step14.pt", "rave-step16.pt"]
+    snapshot = model_from_checkpoint(torch.load(run / "rave-step14.pt", weights_only=True))
+    assert torch.load(run / "rave-step14.pt", weights_only=True)["step"] == 14
+    final = model_from_checkpoint(torch.load(run / "rave.pt", weights_only=True))
+    assert any(not torch.equal(a, b) for a, b in zip(snapshot.state_dict().values(), final.state_dict().values()))
 
 
 def test_export_has_the_official_interface_and_matches_the_model(tiny_run):

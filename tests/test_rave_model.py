@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from train_rave import latents
-from train_rave.losses import LowBandSpectralLoss, MultiScaleSpectralLoss, mel_density
+from train_rave.losses import LowBandSpectralLoss, MultiScaleDiscriminator, MultiScaleSpectralLoss, mel_density
 from train_rave.model import PQMF, RAVE, RaveConfig, adapt_weights, export, model_from_checkpoint
 
 SMALL = RaveConfig(channels=(8, 8, 16, 16), latent_size=4)
@@ -56,6 +56,32 @@ def test_low_band_loss_weighs_low_frequencies_more_and_is_zero_for_identical_sig
     t = torch.arange(16384) / 22050
     low, high = (x + 0.1 * torch.sin(2 * np.pi * f * t) for f in (150.0, 7000.0))
     assert float(loss(low, x)) / float(loss(high, x)) > float(plain(low, x)) / float(plain(high, x))
+
+
+def test_the_chroma_term_tells_a_wrong_pitch_class_from_an_octave():
+    """A note a semitone off changes the harmony; the same note an octave up keeps its pitch class.
+    The chroma term adds to the distance for the first and almost nothing for the second."""
+    t = torch.arange(16384) / 22050
+    note = lambda f: (0.3 * torch.sin(2 * np.pi * f * t))[None, None]  # noqa: E731
+    plain, with_chroma = LowBandSpectralLoss(22050), LowBandSpectralLoss(22050, chroma_weight=1.0)
+    x = note(261.63)                                           # C4
+    assert float(with_chroma(x, x)) == 0.0
+    semitone, octave = note(277.18), note(523.25)              # C#4, C5
+    added = {name: float(with_chroma(y, x) - plain(y, x)) for name, y in (("semitone", semitone), ("octave", octave))}
+    assert added["semitone"] > 0.03 and added["octave"] < 0.2 * added["semitone"]
+
+
+def test_stft_discriminators_judge_the_spectrum_beside_the_waveform_ones():
+    disc = MultiScaleDiscriminator(2, 4, stft_sizes=(512, 256))
+    x = torch.randn(2, 1, 8192, requires_grad=True)
+    out = disc(x)
+    assert len(out) == 4                                       # 2 waveform scales + 2 STFT sizes
+    for features, n in zip(out[2:], (512, 256)):
+        score = features[-1]
+        frames, bins = 8192 // (n // 4) + 1, n // 2 + 1
+        assert score.shape[:3] == (2, 1, frames) and score.shape[3] == -(-bins // 8)  # frequency strided by 8
+    sum(f[-1].mean() for f in out).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
 # -- checkpoints of another shape or version -------------------------------------------------------------

@@ -56,7 +56,8 @@ def phases_from_log(path: Path) -> list[dict]:
 
 def write_card(out: Path, cfg, *, held: list | None = None, baseline: Path | None = None,
                models: Path | None = Path("models"), device="cpu", evaluate_json: Path | None = None,
-               speed_json: Path | None = None, fit_json: Path | None = None) -> dict:
+               speed_json: Path | None = None, fit_json: Path | None = None,
+               what_helped_json: Path | None = None) -> dict:
     """card.json and README.md beside the checkpoint: what was trained, how, and its figures."""
     ckpt = read(out / CHECKPOINT)
     info, old = ckpt["info"], read_card(out)
@@ -82,7 +83,7 @@ def write_card(out: Path, cfg, *, held: list | None = None, baseline: Path | Non
                                        library=Path(cfg.genres)),
         "evaluate": evaluate_section(evaluate_json, "rave") if evaluate_json else None,
         "decode_speed": read_json(speed_json), "genre_fit_library_vs_random_latents": read_json(fit_json),
-        "notes": None})
+        "what_helped": read_json(what_helped_json), "notes": None})
     card.setdefault("resynthesis_ceiling", None)
     save_card(out, card, render_markdown(card))
     return card
@@ -144,7 +145,18 @@ def render_markdown(card: dict) -> str:
                   (f"| N(0, 1) noise (the seed's way) | {fit['random_latents']['genre_top1_accuracy']} | "
                    f"{fit['random_latents']['genre_fit_mean_probability']} |"), ""]
     lines += markdown_benchmark(ev) if ev else []
-    return "\n".join(lines + markdown_notes(card))
+    return "\n".join(lines + markdown_what_helped(card.get("what_helped")) + markdown_notes(card))
+
+
+def markdown_what_helped(table: dict | None) -> list[str]:
+    """card["what_helped"] ({"what": how each row was measured, "rows": [{"change", "steps",
+    "mrstft", "fit_cnn", "fit_features", "lower", "verdict"}]}) as a table."""
+    if not table:
+        return []
+    keys = ("change", "steps", "mrstft", "fit_cnn", "fit_features", "lower", "verdict")
+    head = ("change", "steps", "MR-STFT", "ceiling: CNN", "ceiling: features", "lower judge", "verdict")
+    return (["## What helped", "", table["what"], "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(str(row.get(k, "—")) for k in keys) + " |" for row in table["rows"]] + [""])
 
 
 def continue_command(card: dict) -> str:

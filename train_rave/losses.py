@@ -59,13 +59,21 @@ class LowBandSpectralLoss(nn.Module):
     the L1 distance of log magnitudes weighted per bin by `mel_density`; for the sizes in
     `mel_sizes`, plus the L1 distance of log mel spectra (`mel_weight` each), which resolves the
     low harmonic lines that RAVE's plain distance (every bin alike: mostly high frequencies)
-    lets a small decoder smear into hiss."""
+    lets a small decoder smear into hiss. With `chroma_weight`, for the sizes in `chroma_sizes`,
+    plus the mean L1 distance of the frames' chroma (the power folded onto the 12 pitch classes,
+    each frame divided by its largest): the harmony itself, which a log-magnitude distance weighs
+    only through the few bins where the partials lie."""
 
     def __init__(self, sr: int, sizes=(4096, 2048, 1024, 512, 256, 128), mel_sizes=(4096, 2048, 1024),
-                 mel_weight: float = 1.0):
+                 mel_weight: float = 1.0, chroma_weight: float = 0.0, chroma_sizes=(4096, 2048)):
         super().__init__()
         import librosa
         self.sizes, self.mel_sizes, self.mel_weight = tuple(sizes), tuple(mel_sizes), float(mel_weight)
+        self.chroma_weight = float(chroma_weight)
+        self.chroma_sizes = tuple(chroma_sizes) if self.chroma_weight else ()
+        for n in self.chroma_sizes:
+            fb = librosa.filters.chroma(sr=sr, n_fft=n, tuning=0.0)
+            self.register_buffer(f"chroma_{n}", torch.from_numpy(fb).float(), persistent=False)
         for n in self.sizes:
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             self.register_buffer(f"weight_{n}", mel_density(n, sr)[:, None], persistent=False)
@@ -84,7 +92,17 @@ class LowBandSpectralLoss(nn.Module):
                 fb = getattr(self, f"mel_{n}")
                 m, m_hat = fb @ s, fb @ s_hat
                 loss = loss + self.mel_weight * (torch.log(m + 1e-5) - torch.log(m_hat + 1e-5)).abs().mean()
+            if n in self.chroma_sizes:
+                fb = getattr(self, f"chroma_{n}")
+                loss = loss + self.chroma_weight * (chroma(fb, s) - chroma(fb, s_hat)).abs().mean()
         return loss / len(self.sizes)
+
+
+def chroma(fb: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Chroma (batch, 12, frames) of magnitudes `s`: the power through the chroma filter bank `fb`,
+    each frame divided by its largest class (librosa's chroma_stft normalisation)."""
+    c = fb @ s.square()
+    return c / c.amax(dim=1, keepdim=True).clamp(min=EPS)
 
 
 # -- discriminator ------------------------------------------------------------------------------
@@ -111,17 +129,56 @@ class ScaleDiscriminator(nn.Module):
         return features
 
 
-class MultiScaleDiscriminator(nn.Module):
-    """Scale discriminators on the waveform at 1x, 1/2x, 1/4x ... (average-pooled)."""
+class STFTDiscriminator(nn.Module):
+    """A 2-D discriminator on one complex STFT (real and imaginary parts as two channels, time x
+    frequency), as EnCodec's and RAVE v2's spectral discriminators: its kernels slide along
+    frequency as well as time, so it judges the local texture of the spectrum (a harmonic line
+    against a flat noise floor) wherever in the spectrum it lies, which waveform discriminators
+    see poorly. Returns every layer's features, the last one the score map."""
 
-    def __init__(self, scales: int = 2, width: int = 16):
+    def __init__(self, n_fft: int, width: int = 32):
+        super().__init__()
+        from torch.nn.utils.parametrizations import weight_norm
+        self.n_fft = n_fft
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        w = width
+
+        def conv(cin, cout, k, stride=(1, 1), dilation=(1, 1)):
+            pad = tuple(d * (kk - 1) // 2 for kk, d in zip(k, dilation))
+            return weight_norm(nn.Conv2d(cin, cout, k, stride=stride, dilation=dilation, padding=pad))
+
+        self.layers = nn.ModuleList([
+            nn.Sequential(conv(2, w, (3, 9)), nn.LeakyReLU(0.2)),
+            *(nn.Sequential(conv(w, w, (3, 9), stride=(1, 2), dilation=(d, 1)), nn.LeakyReLU(0.2))
+              for d in (1, 2, 4)),
+            nn.Sequential(conv(w, w, (3, 3)), nn.LeakyReLU(0.2)),
+            conv(w, 1, (3, 3)),
+        ])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        s = torch.stft(x.reshape(-1, x.shape[-1]), self.n_fft, self.n_fft // 4, window=self.window,
+                       return_complex=True)                        # (batch, freq, time)
+        h = torch.stack([s.real, s.imag], 1).transpose(2, 3)       # (batch, 2, time, freq)
+        features = []
+        for layer in self.layers:
+            h = layer(h)
+            features.append(h)
+        return features
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """Scale discriminators on the waveform at 1x, 1/2x, 1/4x ... (average-pooled), and, with
+    `stft_sizes`, one STFTDiscriminator per FFT size beside them."""
+
+    def __init__(self, scales: int = 2, width: int = 16, stft_sizes=()):
         super().__init__()
         self.discriminators = nn.ModuleList(ScaleDiscriminator(width) for _ in range(scales))
+        self.spectral = nn.ModuleList(STFTDiscriminator(n, width) for n in stft_sizes)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        out = []
+        out, y = [], x
         for i, d in enumerate(self.discriminators):
             if i:
-                x = F.avg_pool1d(x, 4, 2, padding=1)
-            out.append(d(x))
-        return out
+                y = F.avg_pool1d(y, 4, 2, padding=1)
+            out.append(d(y))
+        return out + [d(x) for d in self.spectral]

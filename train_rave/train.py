@@ -1,7 +1,8 @@
 """Train RAVE from a genres/ folder: a long multi-scale spectral phase (encoder + decoder + KL, the
-spectral distance weighted toward the low bands), then, once it has converged, an adversarial
-phase (encoder frozen, decoder against multi-scale discriminators with feature matching, the
-discriminator at a lower learning rate), resumable from the last checkpoint.
+spectral distance weighted toward the low bands, with --chroma-weight a chroma term), then, once
+it has converged, an adversarial phase (encoder frozen, decoder against multi-scale waveform and,
+with --d-stft, STFT discriminators with feature matching, the discriminator at a lower learning
+rate), resumable from the last checkpoint; --keep-every keeps snapshots to choose from.
 
     python -m train_rave.train --genres genres --out runs/rave --max-minutes 60
 
@@ -52,7 +53,8 @@ from .model import (
 STATE = "train_state.pt"
 COLUMNS = ["step", "wall_min", "phase", "spectral", "kl", "beta", "g_adv", "g_fm", "d_hinge"]
 RUN_KEYS = ("genres", "out", "steps", "max_minutes", "threads", "device", "log_every", "save_every",
-            "adv_start", "adv_plateau", "plateau_steps", "lr", "lr_adv", "lr_d", "bank_per_genre", "batch", "holdout")
+            "adv_start", "adv_plateau", "plateau_steps", "lr", "lr_adv", "lr_d", "bank_per_genre", "batch", "holdout",
+            "keep_every")
 """What a resumed run may change (the schedule); the rest comes from the checkpoint's config."""
 
 
@@ -82,6 +84,7 @@ class TrainConfig:
     ema: float = 0.999
     loss: str = "lowband"         # lowband: the spectral distance weighted toward low frequencies; plain: RAVE's
     mel_weight: float = 1.0       # lowband: weight of the log-mel terms
+    chroma_weight: float = 0.0    # lowband: weight of the chroma terms (the pitch classes' balance per frame)
     # architecture
     n_bands: int = 16
     channels: str = "96,192,288,384"
@@ -90,10 +93,12 @@ class TrainConfig:
     noise_bands: int = 5          # the decoder's filtered-noise branch: magnitudes per PQMF band; 0 = none
     d_width: int = 32
     d_scales: int = 3
+    d_stft: str = ""              # FFT sizes of STFT discriminators beside the waveform ones, e.g. 2048,1024,512
     # bookkeeping
     bank_per_genre: int = 0       # clips per genre encoded into the latent bank; 0 = all
     log_every: int = 25
     save_every: int = 250
+    keep_every: int = 0           # also keep out/rave-step<N>.pt at each save whose step is a multiple of this
 
 
 def parse_args(argv: list[str] | None) -> tuple:
@@ -111,6 +116,8 @@ def parse_args(argv: list[str] | None) -> tuple:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--speed-json", type=Path, help="with --card-only: decode speed figures to record")
     p.add_argument("--fit-json", type=Path, help="with --card-only: `sample.py --fit-check` figures to record")
+    p.add_argument("--what-helped-json", type=Path, help="with --card-only: the table of what each change did to "
+                   "the ceiling ({\"what\": ..., \"rows\": [...]}, see card.markdown_what_helped) to record")
     return split_args(p.parse_args(argv), TrainConfig)
 
 
@@ -132,10 +139,14 @@ def inference_checkpoint(s: dict) -> dict:
             "model": half_weights(s["model_ema"]), "info": s["info"]}
 
 
-def save(out: Path, state: dict) -> None:
-    """train_state.pt and rave.pt, each written whole or not at all."""
+def save(out: Path, state: dict, keep_every: int = 0) -> None:
+    """train_state.pt and rave.pt, each written whole or not at all; with keep_every, a step that is
+    a multiple of it also stays as rave-step<N>.pt (snapshots to choose from after a run)."""
     atomic_save(out / STATE, state)
-    atomic_save(out / CHECKPOINT, inference_checkpoint(state))
+    ckpt = inference_checkpoint(state)
+    atomic_save(out / CHECKPOINT, ckpt)
+    if keep_every and state["step"] and state["step"] % keep_every == 0:
+        atomic_save(out / f"rave-step{state['step']}.pt", ckpt)
 
 
 def converged(history: list[tuple[int, float]], step: int, cfg: TrainConfig) -> bool:
@@ -219,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     train = distributed.shard(train, rank)  # each rank its own clips
     model = RAVE(mcfg).to(device)
     model_ema = copy.deepcopy(model).eval().requires_grad_(False)
-    disc = MultiScaleDiscriminator(cfg.d_scales, cfg.d_width).to(device)
+    disc = MultiScaleDiscriminator(cfg.d_scales, cfg.d_width, ints(cfg.d_stft) if cfg.d_stft else ()).to(device)
     opt = torch.optim.Adam(model.parameters(), cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), cfg.lr_d, betas=(0.5, 0.9))
     parts = {"model": model, "model_ema": model_ema, "discriminator": disc, "opt": opt, "opt_d": opt_d}
@@ -241,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   for n in loaded["widened"] + loaded["new"]})}
         print(f"starting from {opts.init_from} at step {step}: {len(loaded['copied'])} tensors copied, "
               f"{len(loaded['widened'])} widened, {len(loaded['new'])} new", file=sys.stderr)
+    if adv_began is None and cfg.adv_plateau <= 0 and step >= cfg.adv_start:
+        adv_began = step  # no plateau to wait for: weights that are already past adv_start go adversarial at once
     for m in (model, model_ema, disc):  # every rank starts from rank 0's weights
         distributed.broadcast_weights(m, rank)
     info = run_info("train_rave.train", argv, (resume or init or {}).get("info"), config=asdict(cfg),
@@ -259,10 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             parts, rng, config=asdict(cfg), step=clock.step, wall_seconds=clock.wall, adv_began=adv_began,
             model_args=config_dict(mcfg), audio=audio, genres=list(GENRES),
             info={**info, "step": clock.step, "wall_seconds": round(clock.wall, 1), "final_losses": last,
-                  "adv_began": adv_began}))
+                  "adv_began": adv_began}), cfg.keep_every)
 
-    spectral = (LowBandSpectralLoss(mcfg.sr, mel_weight=cfg.mel_weight) if cfg.loss == "lowband"
-                else MultiScaleSpectralLoss()).to(device)
+    spectral = (LowBandSpectralLoss(mcfg.sr, mel_weight=cfg.mel_weight, chroma_weight=cfg.chroma_weight)
+                if cfg.loss == "lowband" else MultiScaleSpectralLoss()).to(device)
     log = (LossLog(out / LOSSES, COLUMNS, append=bool(resume or init), tensorboard=out / "tb", scalars=COLUMNS[3:])
            if rank.main else distributed.NoLog())
     means, history = RunningMeans(COLUMNS[3:], ndigits=5), []
@@ -312,7 +325,7 @@ def finish(out: Path, cfg: TrainConfig, opts, *, held: list | None) -> None:
     card = write_card(out, cfg, held=held, baseline=opts.baseline, models=None if opts.no_judges else opts.models,
                       device=training_device(cfg.device),
                       evaluate_json=getattr(opts, "evaluate_json", None), speed_json=opts.speed_json,
-                      fit_json=opts.fit_json)
+                      fit_json=opts.fit_json, what_helped_json=opts.what_helped_json)
     if card.get("resynthesis_ceiling"):
         from .ceiling import render
         print("resynthesis ceiling (held-out clips, encode -> decode):\n" + render(card["resynthesis_ceiling"]),
