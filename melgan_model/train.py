@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from melodymaker import distributed
 from melodymaker.trainkit import (Clock, LossLog, RunningMeans, atomic_save, carry_figures, checkpoint_header,
                                   ema_update, evaluate_section, float_weights, ints, load_clips, load_resume,
-                                  markdown_benchmark, markdown_losses, markdown_notes, markdown_training, read_card,
+                                  markdown_benchmark, markdown_losses, markdown_notes, markdown_rows, markdown_training,
+                                  read_card,
                                   read_checkpoint, restore, run_info, save_card, set_lr, split_args, trainer_parser, training_state)
 from melodymaker.trainkit import feature_matching as paired_feature_matching
 
@@ -469,13 +470,7 @@ def render_markdown(card: dict) -> str:
                   f"{run.get('wall_minutes')} min on {run.get('device')}, and installed into `melgan.pt`:", "",
                   f"    {run.get('command')}", f"    {run.get('install', '')}", ""]
     for key, title in (("what_helped", "What helped"), ("vocoder_comparison_held_out_real_mels", "Vocoders compared")):
-        table = card.get(key)
-        if table and table.get("rows"):
-            cols = list(table["rows"][0])
-            lines += [f"## {title}", "", table.get("what", ""), "", "| " + " | ".join(cols) + " |",
-                      "|" + "---|" * len(cols)]
-            lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table["rows"]]
-            lines += ([""] + [table["benchmark"]] if table.get("benchmark") else []) + [""]
+        lines += markdown_rows(title, card.get(key))
     if inv:
         lines += ["## Griffin-Lim vs the vocoder, on held-out real mels", "",
                   (f"{inv['clips']} held-out clips × {inv['seconds_each']} s: real audio → normalised mel → "

@@ -439,5 +439,17 @@ def markdown_benchmark(ev: dict) -> list[str]:
              f"{ev.get('torch_threads', 'default')} (OMP_NUM_THREADS):"), "", ev["markdown"], ""]
 
 
+def markdown_rows(title: str, table: dict | None) -> list[str]:
+    """A card's table ({"what": how the rows were measured, "rows": [{column: value}], optionally
+    "benchmark": a line after it}) as a "## title" section, the columns those of its first row;
+    [] when there are no rows. The cards' `what_helped` tables are such."""
+    if not table or not table.get("rows"):
+        return []
+    cols = list(table["rows"][0])
+    lines = [f"## {title}", "", table.get("what", ""), "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table["rows"]]
+    return lines + ([""] + [table["benchmark"]] if table.get("benchmark") else []) + [""]
+
+
 def markdown_notes(card: dict) -> list[str]:
     return ["## Notes", ""] + [f"- {n}" for n in card["notes"]] + [""] if card.get("notes") else []

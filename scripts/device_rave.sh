@@ -46,13 +46,10 @@ INIT=${RAVE_INIT:-models/rave/rave.pt}
 PHASE=${RAVE_PHASE:-spectral}
 D_STFT=${RAVE_D_STFT:-2048,1024,512}
 KEEP=${RAVE_KEEP:-1000}
-LR_ADV=${RAVE_LR_ADV:-1e-4}
-LR_D=${RAVE_LR_D:-5e-5}
-read -r -a EXTRA <<< "${RAVE_EXTRA:-}"   # more trainer options, e.g. RAVE_EXTRA="--chroma-weight 5"
+read -r -a EXTRA <<< "${RAVE_EXTRA:-}"   # more trainer options, e.g. "--chroma-weight 5" or "--lr-d 1e-4"
 case "$PHASE" in
     spectral) PHASE_ARGS=(--adv-start 100000000) ;;
-    adversarial) PHASE_ARGS=(--adv-start 0 --adv-plateau 0 --d-stft "$D_STFT" --lr-adv "$LR_ADV" --lr-d "$LR_D"
-                             --keep-every "$KEEP") ;;
+    adversarial) PHASE_ARGS=(--adv-start 0 --adv-plateau 0 --d-stft "$D_STFT" --keep-every "$KEEP") ;;
     *) echo "RAVE_PHASE must be spectral or adversarial, got $PHASE" >&2; exit 2 ;;
 esac
 SKIP_WHEELS=${RAVE_SKIP_WHEELS:-}

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from melodymaker.trainkit import (carry_figures, evaluate_section, markdown_benchmark, markdown_losses,
-                                  markdown_notes, markdown_training, read_card, read_json, save_card)
+                                  markdown_notes, markdown_rows, markdown_training, read_card, read_json, save_card)
 
 from .model import FORMAT, FORMAT_VERSION, read
 
@@ -145,18 +145,8 @@ def render_markdown(card: dict) -> str:
                   (f"| N(0, 1) noise (the seed's way) | {fit['random_latents']['genre_top1_accuracy']} | "
                    f"{fit['random_latents']['genre_fit_mean_probability']} |"), ""]
     lines += markdown_benchmark(ev) if ev else []
-    return "\n".join(lines + markdown_what_helped(card.get("what_helped")) + markdown_notes(card))
+    return "\n".join(lines + markdown_rows("What helped", card.get("what_helped")) + markdown_notes(card))
 
-
-def markdown_what_helped(table: dict | None) -> list[str]:
-    """card["what_helped"] ({"what": how each row was measured, "rows": [{"change", "steps",
-    "mrstft", "fit_cnn", "fit_features", "lower", "verdict"}]}) as a table."""
-    if not table:
-        return []
-    keys = ("change", "steps", "mrstft", "fit_cnn", "fit_features", "lower", "verdict")
-    head = ("change", "steps", "MR-STFT", "ceiling: CNN", "ceiling: features", "lower judge", "verdict")
-    return (["## What helped", "", table["what"], "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            + ["| " + " | ".join(str(row.get(k, "—")) for k in keys) + " |" for row in table["rows"]] + [""])
 
 
 def continue_command(card: dict) -> str:

@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None) -> tuple:
     p.add_argument("--speed-json", type=Path, help="with --card-only: decode speed figures to record")
     p.add_argument("--fit-json", type=Path, help="with --card-only: `sample.py --fit-check` figures to record")
     p.add_argument("--what-helped-json", type=Path, help="with --card-only: the table of what each change did to "
-                   "the ceiling ({\"what\": ..., \"rows\": [...]}, see card.markdown_what_helped) to record")
+                   "the ceiling ({\"what\": ..., \"rows\": [{column: value}]}, see trainkit.markdown_rows) to record")
     return split_args(p.parse_args(argv), TrainConfig)
 
 
@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   for n in loaded["widened"] + loaded["new"]})}
         print(f"starting from {opts.init_from} at step {step}: {len(loaded['copied'])} tensors copied, "
               f"{len(loaded['widened'])} widened, {len(loaded['new'])} new", file=sys.stderr)
-    if adv_began is None and cfg.adv_plateau <= 0 and step >= cfg.adv_start:
-        adv_began = step  # no plateau to wait for: weights that are already past adv_start go adversarial at once
+    if adv_began is None and converged([], step, cfg):
+        adv_began = step  # no plateau to wait for (--adv-plateau 0) and already past --adv-start
     for m in (model, model_ema, disc):  # every rank starts from rank 0's weights
         distributed.broadcast_weights(m, rank)
     info = run_info("train_rave.train", argv, (resume or init or {}).get("info"), config=asdict(cfg),
